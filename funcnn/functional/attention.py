@@ -1,0 +1,106 @@
+"""Multi-head attention: ``multi_head_attention`` and its building blocks."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Union
+
+import mlx.core as mx
+
+from ._pair import Key, Pair, split_key
+from .linear import linear, linear_apply
+
+__all__ = ["multi_head_attention", "attend", "create_additive_causal_mask"]
+
+Mask = Optional[Union[mx.array, str]]
+_PROJECTIONS = ("query_proj", "key_proj", "value_proj", "out_proj")
+
+
+def _project(layer: Any, x: mx.array) -> mx.array:
+    # A facade passes its sub-modules (callable), so that a projection the user
+    # swapped with ``update_modules`` (a LoRA or quantized layer, say) is used;
+    # pure code passes plain parameter dicts.
+    return layer(x) if callable(layer) else linear_apply(layer, x)
+
+
+def attend(
+    queries: mx.array, keys: mx.array, values: mx.array, num_heads: int, mask: Mask = None
+) -> mx.array:
+    """Scaled dot-product attention of projected ``(B, L, D)`` inputs split into heads.
+
+    ``mask`` may be an additive float array, a boolean array (``True`` keeps
+    a position) or ``"causal"``.  Returns ``(B, L, value_dims)``.
+    """
+    queries = mx.unflatten(queries, -1, (num_heads, -1)).transpose(0, 2, 1, 3)
+    keys = mx.unflatten(keys, -1, (num_heads, -1)).transpose(0, 2, 1, 3)
+    values = mx.unflatten(values, -1, (num_heads, -1)).transpose(0, 2, 1, 3)
+    scale = math.sqrt(1 / queries.shape[-1])
+    out = mx.fast.scaled_dot_product_attention(queries, keys, values, scale=scale, mask=mask)
+    return out.transpose(0, 2, 1, 3).flatten(-2, -1)
+
+
+def multi_head_attention(
+    dims: int,
+    num_heads: int,
+    query_input_dims: Optional[int] = None,
+    key_input_dims: Optional[int] = None,
+    value_input_dims: Optional[int] = None,
+    value_dims: Optional[int] = None,
+    value_output_dims: Optional[int] = None,
+    bias: bool = False,
+) -> Pair:
+    """Multi-head attention (as :class:`mlx.nn.MultiHeadAttention`).
+
+    Parameters are four linear layers, ``query_proj``, ``key_proj``,
+    ``value_proj`` and ``out_proj``, initialised in that order.
+    ``apply(params, queries, keys, values, mask=None)``.
+
+    Example:
+        >>> import mlx.core as mx
+        >>> import funcnn.functional as F
+        >>> mha = F.multi_head_attention(8, 2)
+        >>> x = mx.ones((1, 5, 8))
+        >>> mha.apply(mha.init(mx.random.key(0)), x, x, x, mask="causal").shape
+        (1, 5, 8)
+    """
+    if dims % num_heads != 0:
+        raise ValueError(
+            "The input feature dimensions should be divisible by the "
+            f"number of heads ({dims} % {num_heads}) != 0"
+        )
+    query_input_dims = query_input_dims or dims
+    key_input_dims = key_input_dims or dims
+    value_input_dims = value_input_dims or key_input_dims
+    value_dims = value_dims or dims
+    value_output_dims = value_output_dims or dims
+    layers = (
+        linear(query_input_dims, dims, bias=bias),
+        linear(key_input_dims, dims, bias=bias),
+        linear(value_input_dims, value_dims, bias=bias),
+        linear(value_dims, value_output_dims, bias=bias),
+    )
+
+    def init(key: Key = None) -> dict:
+        keys = split_key(key, len(layers))
+        return {name: layer.init(k) for name, layer, k in zip(_PROJECTIONS, layers, keys)}
+
+    def apply(
+        params: dict, queries: mx.array, keys: mx.array, values: mx.array, mask: Mask = None
+    ) -> mx.array:
+        out = attend(
+            _project(params["query_proj"], queries),
+            _project(params["key_proj"], keys),
+            _project(params["value_proj"], values),
+            num_heads,
+            mask,
+        )
+        return _project(params["out_proj"], out)
+
+    return Pair(init, apply, "multi_head_attention")
+
+
+def create_additive_causal_mask(N: int, dtype: mx.Dtype = mx.float32) -> mx.array:
+    """An ``(N, N)`` mask with the dtype's lowest value above the diagonal, ``-0.0`` elsewhere."""
+    indices = mx.arange(N)
+    mask = indices[:, None] < indices[None]
+    return mask.astype(dtype) * mx.finfo(dtype).min

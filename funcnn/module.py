@@ -1,0 +1,611 @@
+"""The stateful ``Module`` facade: :class:`mlx.nn.Module`'s documented semantics.
+
+A :class:`Module` is a ``dict`` whose items are its state (parameters,
+sub-modules, lists and dicts of them); plain Python attributes hold
+configuration.  The facade holds no math: layers build their parameters with a
+functional pair's ``init`` and compute with its ``apply``
+(:mod:`funcnn.functional`).
+
+Where :mod:`mlx.nn` crashes or silently does the wrong thing, funcnn keeps the
+documented contract and does better:
+
+* ``load_weights`` with a key given twice raises ``ValueError`` naming it (MLX
+  recurses until ``RecursionError``); a ``.npy`` file (a single array) is a
+  ``ValueError`` rather than an ``AttributeError``;
+* ``load_weights``/``save_weights`` accept :class:`pathlib.Path`;
+* ``freeze(keys=("weight", "bias"))`` freezes both keys (MLX stores the tuple
+  as one bogus key).
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Callable, Iterable
+from typing import Any, Optional, Union
+
+import mlx.core as mx
+
+from .tree import register_module_type, tree_flatten, tree_unflatten
+
+__all__ = ["Module", "value_and_grad"]
+
+Keys = Optional[Union[str, Iterable[str]]]
+
+
+class Module(dict):
+    """Base class of funcnn layers and models; a drop-in for :class:`mlx.nn.Module`.
+
+    Any public :class:`mlx.core.array` stored on a module, directly or nested in
+    lists, dicts and sub-modules, is a parameter.  Names starting with ``_``
+    are private state: kept in :attr:`state`, never in :meth:`parameters`.
+
+    Example:
+        >>> import mlx.core as mx
+        >>> import funcnn as nn
+        >>> class MyMLP(nn.Module):
+        ...     def __init__(self, in_dims, out_dims, hidden_dims=16):
+        ...         super().__init__()
+        ...         self.in_proj = nn.Linear(in_dims, hidden_dims)
+        ...         self.out_proj = nn.Linear(hidden_dims, out_dims)
+        ...     def __call__(self, x):
+        ...         return self.out_proj(mx.maximum(self.in_proj(x), 0))
+        >>> model = MyMLP(2, 1)
+        >>> [k for k, _ in nn.tree_flatten(model.parameters())]
+        ['in_proj.weight', 'in_proj.bias', 'out_proj.weight', 'out_proj.bias']
+    """
+
+    __call__: Callable
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        register_module_type(cls)
+
+    def __init__(self) -> None:
+        """Subclasses must call ``super().__init__()``."""
+        self._no_grad: set = set()
+        self._training = True
+
+    # ------------------------------------------------------------------
+    # Attribute protocol: arrays and containers are dict items.
+    # ------------------------------------------------------------------
+
+    @property
+    def training(self) -> bool:
+        """Whether the module is in training mode (read-only; see :meth:`train`)."""
+        return self._training
+
+    @property
+    def state(self) -> Module:
+        """The module itself: every item, including private arrays and tuples.
+
+        Writes to it are writes to the module; this is what
+        ``mx.compile(..., inputs=model.state, outputs=model.state)`` captures.
+        """
+        return self
+
+    def _extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        children = tree_flatten(self.children(), is_leaf=self.is_module)
+        text = f"{type(self).__name__}({self._extra_repr()}"
+        for key, child in children:
+            text += "\n" + textwrap.indent(f"({key}): {child!r}", prefix="  ")
+        if children:
+            text += "\n"
+        return text + ")"
+
+    def __getattr__(self, key: str) -> Any:
+        value = self.get(key, None)
+        if value is not None:
+            return value
+        return object.__getattribute__(self, key)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if isinstance(value, (mx.array, dict, list, tuple)):
+            # A plain attribute of the same name would shadow the item.
+            if hasattr(self, key) and key not in self:
+                delattr(self, key)
+            self[key] = value
+        else:
+            object.__setattr__(self, key, value)
+            self.pop(key, None)
+
+    def __delattr__(self, key: str) -> None:
+        if self.get(key, None) is not None:
+            del self[key]
+        else:
+            object.__delattr__(self, key)
+
+    def _rebuild(self, items: Iterable[tuple[str, Any]]) -> Module:
+        """A module like this one (same class and attributes) holding ``items``."""
+        new = type(self).__new__(type(self))
+        attrs = dict(self.__dict__)
+        if "_no_grad" in attrs:
+            attrs["_no_grad"] = set(attrs["_no_grad"])
+        new.__dict__.update(attrs)
+        dict.update(new, items)
+        return new
+
+    # ------------------------------------------------------------------
+    # Filters and traversal
+    # ------------------------------------------------------------------
+
+    @staticmethod
+    def is_module(value: Any) -> bool:
+        return isinstance(value, Module)
+
+    @staticmethod
+    def valid_child_filter(module: Module, key: str, value: Any) -> bool:
+        return isinstance(value, (dict, list))
+
+    @staticmethod
+    def valid_parameter_filter(module: Module, key: str, value: Any) -> bool:
+        return isinstance(value, (dict, list, mx.array)) and not key.startswith("_")
+
+    @staticmethod
+    def trainable_parameter_filter(module: Module, key: str, value: Any) -> bool:
+        return (
+            Module.valid_parameter_filter(module, key, value)
+            and key not in module._no_grad
+        )
+
+    def filter_and_map(
+        self,
+        filter_fn: Callable[[Module, str, Any], bool],
+        map_fn: Callable | None = None,
+        is_leaf_fn: Callable[[Module, str, Any], bool] | None = None,
+    ) -> dict:
+        """Recursively select ``(module, key, value)`` triples with ``filter_fn``.
+
+        Sub-modules are entered with their own keys; entries of list and dict
+        members are tested with dotted keys (``"ws.0"``) against the module that
+        owns the member, and entries that fail the filter stay as ``{}``
+        placeholders.  Leaves (by default anything that is not a Module, dict or
+        list) are passed through ``map_fn``.  Returns plain dicts and lists.
+
+        Example:
+            >>> import funcnn as nn
+            >>> nn.Linear(2, 1).filter_and_map(
+            ...     nn.Module.valid_parameter_filter, map_fn=lambda x: x.shape)
+            {'weight': (1, 2), 'bias': (1,)}
+        """
+        map_fn = map_fn or _identity
+        is_leaf_fn = is_leaf_fn or _not_container
+        return {
+            k: _unwrap(self, k, v, filter_fn, map_fn, is_leaf_fn)
+            for k, v in self.items()
+            if filter_fn(self, k, v)
+        }
+
+    def parameters(self) -> dict:
+        """All public arrays (frozen ones included) as nested dicts and lists."""
+        return self.filter_and_map(self.valid_parameter_filter)
+
+    def trainable_parameters(self) -> dict:
+        """The public arrays that are not frozen, as nested dicts and lists."""
+        return self.filter_and_map(self.trainable_parameter_filter)
+
+    def children(self) -> dict:
+        """The direct sub-modules, including those inside list and dict members."""
+        return self.filter_and_map(self.valid_child_filter, is_leaf_fn=_is_module_leaf)
+
+    def leaf_modules(self) -> dict:
+        """The sub-modules that contain no other modules, nested as in the model."""
+        return self.filter_and_map(self.valid_child_filter, is_leaf_fn=_is_leaf_module)
+
+    def apply_to_modules(self, apply_fn: Callable[[str, Module], Any]) -> Module:
+        """Call ``apply_fn(path, module)`` on this module and every sub-module.
+
+        The order is MLX's: a depth-first walk with a stack, so children are
+        visited in reverse insertion order (``['', 'layers.2', 'layers.1', ...]``).
+        """
+        stack = [("", self)]
+        while stack:
+            prefix, module = stack.pop()
+            apply_fn(prefix, module)
+            stack.extend(
+                tree_flatten(
+                    module.children(),
+                    prefix="." + prefix if prefix else "",
+                    is_leaf=self.is_module,
+                )
+            )
+        return self
+
+    def modules(self) -> list[Module]:
+        """Every module in the tree, this one first, in :meth:`apply_to_modules` order."""
+        found: list[Module] = []
+        self.apply_to_modules(lambda _, m: found.append(m))
+        return found
+
+    def named_modules(self) -> list[tuple[str, Module]]:
+        """``(dotted_path, module)`` for every module, the root as ``""``."""
+        found: list[tuple[str, Module]] = []
+        self.apply_to_modules(lambda k, m: found.append((k, m)))
+        return found
+
+    # ------------------------------------------------------------------
+    # Updating
+    # ------------------------------------------------------------------
+
+    def update(self, parameters: dict, strict: bool = True) -> Module:
+        """Replace parameters with those in the (partial) tree ``parameters``.
+
+        With ``strict``, every key must exist and an array may only be replaced
+        by an array.  Shapes and dtypes are not checked (as in MLX).
+        """
+        _update_parameters(self, parameters, strict)
+        return self
+
+    def update_modules(self, modules: dict, strict: bool = True) -> Module:
+        """Replace sub-modules with those in the (partial) tree ``modules``."""
+        _update_modules(self, modules, strict)
+        return self
+
+    def apply(
+        self,
+        map_fn: Callable[[mx.array], mx.array],
+        filter_fn: Callable[[Module, str, Any], bool] | None = None,
+    ) -> Module:
+        """Map the selected parameters with ``map_fn`` and write them back.
+
+        Example:
+            >>> import mlx.core as mx
+            >>> import funcnn as nn
+            >>> nn.Linear(2, 2).apply(lambda x: x.astype(mx.float16)).weight.dtype
+            mlx.core.float16
+        """
+        filter_fn = filter_fn or Module.valid_parameter_filter
+        self.update(self.filter_and_map(filter_fn, map_fn))
+        return self
+
+    def set_dtype(
+        self,
+        dtype: mx.Dtype,
+        predicate: Callable[[mx.Dtype], bool] | None = lambda t: mx.issubdtype(
+            t, mx.floating
+        ),
+    ) -> None:
+        """Cast the parameters whose dtype satisfies ``predicate`` (default: floating).
+
+        ``predicate=None`` casts every parameter.  Returns ``None``, as in MLX.
+        """
+        if predicate is None:
+            self.apply(lambda x: x.astype(dtype))
+        else:
+            self.apply(lambda x: x.astype(dtype) if predicate(x.dtype) else x)
+
+    # ------------------------------------------------------------------
+    # Freezing and training mode
+    # ------------------------------------------------------------------
+
+    def _validate_keys(self, keys: Keys, strict: bool) -> list:
+        keys = _as_key_list(keys)
+        if strict:
+            for k in keys:
+                if k not in self:
+                    raise KeyError(f"Module doesn't contain member {k}.")
+        return keys
+
+    def _validate_keys_recursive(self, keys: Keys) -> None:
+        # A key such as "bias" must exist somewhere, not in every module.
+        modules = self.modules()
+        for k in _as_key_list(keys):
+            if not any(k in m for m in modules):
+                raise KeyError(f"Module doesn't contain member {k}.")
+
+    def freeze(self, *, recurse: bool = True, keys: Keys = None, strict: bool = False) -> Module:
+        """Exclude parameters from :meth:`trainable_parameters` (and gradients).
+
+        Args:
+            recurse: Also freeze the sub-modules.
+            keys: Member names (a string, or a list/tuple/set of them; names of
+                list/dict entries are dotted, ``"ws.1"``); all parameters if omitted.
+            strict: Raise ``KeyError`` for a key that no module has.
+
+        Example:
+            >>> import funcnn as nn
+            >>> nn.Linear(2, 2).freeze(keys="bias").trainable_parameters().keys()
+            dict_keys(['weight'])
+        """
+
+        def freeze_one(_: str, module: Module) -> None:
+            local = keys
+            if local is None:
+                local = [
+                    k
+                    for k, _ in tree_flatten(
+                        module.filter_and_map(_own_parameter_filter)
+                    )
+                ]
+            module._no_grad.update(module._validate_keys(local, strict_here))
+
+        strict_here = strict
+        if recurse:
+            if strict and keys is not None:
+                self._validate_keys_recursive(keys)
+                strict_here = False
+            self.apply_to_modules(freeze_one)
+        else:
+            freeze_one("", self)
+        return self
+
+    def unfreeze(
+        self, *, recurse: bool = True, keys: Keys = None, strict: bool = False
+    ) -> Module:
+        """Undo :meth:`freeze` for ``keys`` (all keys if omitted); same arguments."""
+
+        def unfreeze_one(_: str, module: Module) -> None:
+            if keys is None:
+                module._no_grad.clear()
+            else:
+                module._no_grad.difference_update(module._validate_keys(keys, strict_here))
+
+        strict_here = strict
+        if recurse:
+            if strict and keys is not None:
+                self._validate_keys_recursive(keys)
+                strict_here = False
+            self.apply_to_modules(unfreeze_one)
+        else:
+            unfreeze_one("", self)
+        return self
+
+    def _set_training_mode(self, mode: bool) -> None:
+        self._training = mode
+
+    def train(self, mode: bool = True) -> Module:
+        """Set training mode on this module and every sub-module it holds now."""
+        self.apply_to_modules(lambda _, m: m._set_training_mode(mode))
+        return self
+
+    def eval(self) -> Module:
+        """Same as ``train(False)``."""
+        return self.train(False)
+
+    # ------------------------------------------------------------------
+    # Weights on disk
+    # ------------------------------------------------------------------
+
+    def load_weights(
+        self,
+        file_or_weights: Union[str, os.PathLike, list[tuple[str, mx.array]], dict],
+        strict: bool = True,
+    ) -> Module:
+        """Load weights from a ``.npz``/``.safetensors`` file or ``(name, array)`` pairs.
+
+        With ``strict`` (default) the names must match the model's parameters
+        exactly (extra names are reported first, then missing ones), every
+        value must be an array of the parameter's shape.  Nothing is written
+        unless every check passes.
+
+        Example:
+            >>> import mlx.core as mx
+            >>> import funcnn as nn
+            >>> m = nn.Linear(2, 1)
+            >>> m.load_weights([("weight", mx.zeros((1, 2))), ("bias", mx.zeros((1,)))]) is m
+            True
+        """
+        weights = file_or_weights
+        if isinstance(weights, (str, os.PathLike)):
+            loaded = mx.load(os.fspath(weights))
+            if not isinstance(loaded, dict):
+                raise ValueError(
+                    f"{os.fspath(weights)!r} holds a single array, not named weights; "
+                    "use a .npz or .safetensors file."
+                )
+            weights = list(loaded.items())
+        elif isinstance(weights, dict):
+            weights = list(weights.items())
+        else:
+            weights = list(weights)
+
+        seen: set = set()
+        for k, _ in weights:
+            if k in seen:
+                raise ValueError(f"Duplicate weight name {k!r}: each name may appear once.")
+            seen.add(k)
+
+        if strict:
+            new = dict(weights)
+            current = tree_flatten(self.parameters(), destination={})
+            extras = new.keys() - current.keys()
+            if extras:
+                listed = ",\n".join(sorted(extras))
+                raise ValueError(f"Received {len(extras)} parameters not in model: \n{listed}.")
+            missing = current.keys() - new.keys()
+            if missing:
+                listed = ",\n".join(sorted(missing))
+                raise ValueError(f"Missing {len(missing)} parameters: \n{listed}.")
+            for k, v in current.items():
+                received = new[k]
+                if not isinstance(received, mx.array):
+                    raise ValueError(
+                        f"Expected mx.array but received {type(received)} for parameter {k}"
+                    )
+                if received.shape != v.shape:
+                    raise ValueError(
+                        f"Expected shape {v.shape} but received "
+                        f"shape {received.shape} for parameter {k}"
+                    )
+
+        if weights:
+            self.update(tree_unflatten(weights), strict=False)
+        return self
+
+    def save_weights(self, file: Union[str, os.PathLike]) -> None:
+        """Save the parameters (frozen ones included) by their dotted names.
+
+        The extension picks the format: ``.npz`` or ``.safetensors``.
+        """
+        file = os.fspath(file)
+        params = tree_flatten(self.parameters(), destination={})
+        if file.endswith(".npz"):
+            mx.savez(file, **params)
+        elif file.endswith(".safetensors"):
+            mx.save_safetensors(file, params)
+        else:
+            raise ValueError(
+                f"Unsupported file extension for {file}. Use '.npz' or '.safetensors'."
+            )
+
+
+# ----------------------------------------------------------------------
+# Helpers (module level so that filters and traversals stay allocation-free)
+# ----------------------------------------------------------------------
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def _not_container(module: Module, key: str, value: Any) -> bool:
+    return not isinstance(value, (Module, dict, list))
+
+
+def _is_module_leaf(module: Module, key: str, value: Any) -> bool:
+    return isinstance(value, Module)
+
+
+def _is_leaf_module(module: Module, key: str, value: Any) -> bool:
+    return isinstance(value, Module) and not tree_flatten(value.children())
+
+
+def _own_parameter_filter(module: Module, key: str, value: Any) -> bool:
+    return not isinstance(value, Module) and module.valid_parameter_filter(module, key, value)
+
+
+def _as_key_list(keys: Keys) -> list:
+    # MLX wraps anything but a list, so a tuple becomes one bogus key; we take
+    # any non-string iterable as a collection of keys.
+    if isinstance(keys, str) or not isinstance(keys, Iterable):
+        return [keys]
+    return list(keys)
+
+
+def _unwrap(owner, key, value, filter_fn, map_fn, is_leaf_fn):
+    if is_leaf_fn(owner, key, value):
+        return map_fn(value)
+    if isinstance(value, Module):
+        return {
+            k: _unwrap(value, k, v, filter_fn, map_fn, is_leaf_fn)
+            for k, v in value.items()
+            if filter_fn(value, k, v)
+        }
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            sub = f"{key}.{k}"
+            out[k] = (
+                _unwrap(owner, sub, v, filter_fn, map_fn, is_leaf_fn)
+                if filter_fn(owner, sub, v)
+                else {}
+            )
+        return out
+    if isinstance(value, list):
+        out_list = []
+        for i, v in enumerate(value):
+            sub = f"{key}.{i}"
+            out_list.append(
+                _unwrap(owner, sub, v, filter_fn, map_fn, is_leaf_fn)
+                if filter_fn(owner, sub, v)
+                else {}
+            )
+        return out_list
+    raise RuntimeError("Unexpected leaf found while traversing the module")
+
+
+def _out_of_bounds(i: int, n: int) -> ValueError:
+    return ValueError(f"List index {i} is out of bounds for destination of length {n}.")
+
+
+def _update_parameters(dst: Any, new: Any, strict: bool) -> None:
+    if isinstance(new, dict):
+        entries = ((k, k in dst) for k in new)
+    elif isinstance(new, list):
+        entries = ((i, i < len(dst)) for i in range(len(new)))
+    else:
+        if strict:
+            raise ValueError(f"Received invalid type: {type(new).__name__}.")
+        return
+    for k, present in entries:
+        if not present:
+            if not strict:
+                continue
+            if isinstance(new, dict):
+                raise ValueError(f'Module does not have parameter named "{k}".')
+            raise _out_of_bounds(k, len(dst))
+        current, value = dst[k], new[k]
+        if isinstance(current, mx.array):
+            if strict and not isinstance(value, mx.array):
+                raise ValueError(f"Received invalid type: {type(value).__name__}.")
+            dst[k] = value
+        else:
+            _update_parameters(current, value, strict)
+
+
+def _update_modules(dst: Any, new: Any, strict: bool) -> None:
+    if isinstance(new, dict):
+        entries = ((k, k in dst) for k in new)
+    elif isinstance(new, list):
+        entries = ((i, i < len(dst)) for i in range(len(new)))
+    else:
+        if strict:
+            raise ValueError(f"Received invalid type: {type(new).__name__}.")
+        return
+    for k, present in entries:
+        if not present:
+            if not strict:
+                continue
+            if isinstance(new, dict):
+                raise ValueError(f'Module does not have sub-module named "{k}".')
+            raise _out_of_bounds(k, len(dst))
+        current, value = dst[k], new[k]
+        if isinstance(current, Module) and isinstance(value, Module):
+            dst[k] = value
+        elif isinstance(current, (dict, list)):
+            _update_modules(current, value, strict)
+        elif strict and value != {}:
+            raise ValueError(f"Received invalid type: {type(value).__name__}.")
+
+
+register_module_type(Module)
+
+
+# ----------------------------------------------------------------------
+# value_and_grad for modules
+# ----------------------------------------------------------------------
+
+
+def value_and_grad(model: Module, fn: Callable) -> Callable:
+    """Wrap ``fn`` to return ``(value, grads)`` over ``model``'s trainable parameters.
+
+    As :func:`mlx.nn.value_and_grad`: the gradients have the structure of
+    ``model.trainable_parameters()``; ``fn`` returns a scalar array or a tuple
+    whose first element is one.
+
+    Example:
+        >>> import mlx.core as mx
+        >>> import funcnn as nn
+        >>> model = nn.Linear(2, 1)
+        >>> loss, grads = nn.value_and_grad(model, lambda x: model(x).sum())(mx.ones((3, 2)))
+        >>> grads["weight"].shape
+        (1, 2)
+    """
+
+    def inner(params: dict, *args: Any, **kwargs: Any) -> Any:
+        model.update(params)
+        return fn(*args, **kwargs)
+
+    value_grad_fn = mx.value_and_grad(inner)
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        return value_grad_fn(model.trainable_parameters(), *args, **kwargs)
+
+    wrapped.__name__ = getattr(fn, "__name__", "wrapped")
+    wrapped.__qualname__ = getattr(fn, "__qualname__", wrapped.__name__)
+    wrapped.__doc__ = getattr(fn, "__doc__", None)
+    wrapped.__wrapped__ = fn
+    return wrapped
