@@ -19,6 +19,7 @@ documented contract and does better:
 
 from __future__ import annotations
 
+import functools
 import os
 import textwrap
 from collections.abc import Callable, Iterable
@@ -601,11 +602,10 @@ def value_and_grad(model: Module, fn: Callable) -> Callable:
 
     value_grad_fn = mx.value_and_grad(inner)
 
+    # ``functools.wraps`` as in MLX: name, qualname, doc, module, __dict__ and
+    # ``__wrapped__`` all come from ``fn``.
+    @functools.wraps(fn)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         return value_grad_fn(model.trainable_parameters(), *args, **kwargs)
 
-    wrapped.__name__ = getattr(fn, "__name__", "wrapped")
-    wrapped.__qualname__ = getattr(fn, "__qualname__", wrapped.__name__)
-    wrapped.__doc__ = getattr(fn, "__doc__", None)
-    wrapped.__wrapped__ = fn
     return wrapped
