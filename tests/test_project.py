@@ -1,0 +1,71 @@
+"""Project-level checks: README commands and tour, the main example, no mlx.nn in the library."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def test_ci_runs_the_readme_test_command():
+    commands = re.findall(r"```bash\n(.*?)\n```", README, re.S)
+    assert len(commands) == 2, "README shows exactly two commands (example, tests)"
+    example, tests = commands
+    assert "examples/quickstart.py" in example
+    assert "pytest" in tests
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert tests in ci_lines, ".ci/run must run README's test command verbatim"
+
+
+def test_readme_tour_runs():
+    tour = re.findall(r"```python\n(.*?)```", README, re.S)[0]
+    namespace: dict = {}
+    exec(compile(tour, "README tour", "exec"), namespace)
+    assert namespace["per_model"].shape == (3, 8, 2)
+    assert list(namespace["model"].trainable_parameters()["layers"][0]) == ["weight"]
+
+
+def test_library_never_imports_mlx_nn():
+    code = "import sys, funcnn, funcnn.functional; print('mlx.nn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    pattern = re.compile(r"^\s*(import mlx\.nn|from mlx\.nn|from mlx import nn)", re.M)
+    offenders = [p for p in (ROOT / "funcnn").rglob("*.py") if pattern.search(p.read_text())]
+    assert offenders == []
+
+
+def test_quickstart_reaches_95_percent_both_ways():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "quickstart.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    ).stdout
+    accuracies = [float(a) for a in re.findall(r"test accuracy (\d\.\d+)", out)]
+    assert len(accuracies) == 2, out
+    assert min(accuracies) >= 0.95, out
+
+
+def _library_modules() -> list[str]:
+    names = []
+    for path in sorted((ROOT / "funcnn").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def test_every_public_docstring_example_runs():
+    import doctest
+    import importlib
+
+    failures = {}
+    for name in _library_modules():
+        result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+        if result.failed:
+            failures[name] = result.failed
+    assert failures == {}
