@@ -9,8 +9,11 @@ Every function here uses one optree namespace, :data:`NAMESPACE`, in which
 
 The MLX-style names (``"layers.0.weight"``) come from :func:`tree_flatten`,
 and :func:`tree_unflatten` inverts it.  Where :mod:`mlx.utils` is buggy,
-funcnn raises a clear error instead: duplicate keys and keys such as ``"1"``
-and ``"01"`` that name the same list index are a ``ValueError`` here.
+funcnn raises a clear error instead: duplicate keys, a key given both as a
+leaf and as a subtree, keys such as ``"1"`` and ``"01"`` that name the same
+list index, and negative list indices are a ``ValueError`` here.  Unlike
+:mod:`mlx.utils`, :func:`tree_map` keeps node types: a Module maps to a
+Module of the same class, an ``OrderedDict`` to an ``OrderedDict``.
 
 Example:
     >>> import mlx.core as mx
@@ -67,10 +70,16 @@ IsLeaf = Callable[[Any], bool]
 
 
 class _Template:
-    """Holds a node object in a treespec; compares by identity, not by value.
+    """Holds a module's class and attributes in a treespec, without its items.
 
-    Module equality is dict equality over arrays, which is neither cheap nor a
-    boolean, so treespecs must never compare modules by value.
+    Two templates are equal when their modules have the same class: two
+    modules with the same class and keys have the same structure, so
+    ``optree.tree_map`` over two models, :func:`tree_stack` of an ensemble and
+    :func:`tree_combine` of a partition all match them up.  Plain attributes
+    (configuration) of the result come from the first tree.  Modules are never
+    compared by value: their equality is dict equality over arrays, which is
+    neither cheap nor a boolean.  The template is an empty copy of the module,
+    so a treespec does not keep the module's arrays alive.
     """
 
     __slots__ = ("obj",)
@@ -79,10 +88,10 @@ class _Template:
         self.obj = obj
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Template) and other.obj is self.obj
+        return isinstance(other, _Template) and type(other.obj) is type(self.obj)
 
     def __hash__(self) -> int:
-        return id(self.obj)
+        return hash(type(self.obj))
 
     def __repr__(self) -> str:
         return f"<{type(self.obj).__name__}>"
@@ -90,7 +99,8 @@ class _Template:
 
 def _flatten_module(module):
     keys = tuple(module.keys())
-    return [dict.__getitem__(module, k) for k in keys], (keys, _Template(module)), keys
+    children = [dict.__getitem__(module, k) for k in keys]
+    return children, (keys, _Template(module._rebuild(()))), keys
 
 
 def _unflatten_module(meta, children):
@@ -119,16 +129,23 @@ def _register_container(cls: type) -> None:
 
     :mod:`mlx.utils` traverses every dict, list and tuple subclass; optree
     treats unregistered subclasses as leaves.  We register them on first
-    sight so that results agree with MLX.
+    sight so that results agree with MLX.  Rebuilt nodes keep their type,
+    except dict subclasses with their own ``__init__`` or ``__new__`` (such as
+    :class:`mlx.nn.Module`), which become plain dicts as in :mod:`mlx.utils`.
     """
     if issubclass(cls, dict):
+        # A subclass with its own constructor (mlx.nn.Module, Counter) cannot
+        # be rebuilt from items; like mlx.utils, it comes back a plain dict.
+        plain = cls.__init__ is dict.__init__ and cls.__new__ is dict.__new__
+        rebuild = cls if plain else dict
 
         def flatten(d):
-            keys = tuple(d.keys())
-            return [d[k] for k in keys], keys, keys
+            items = list(d.items())  # what mlx.utils traverses
+            keys = tuple(k for k, _ in items)
+            return [v for _, v in items], keys, keys
 
         def unflatten(keys, children):
-            return cls(zip(keys, children))
+            return rebuild(zip(keys, children))
 
         entry = optree.MappingEntry
     else:
@@ -226,21 +243,30 @@ def tree_unflatten(tree: Sequence[tuple[str, Any]] | dict[str, Any]) -> Tree:
     """Rebuild a tree from dotted keys, as :func:`mlx.utils.tree_unflatten`.
 
     A level whose keys are all integers becomes a list (gaps filled with
-    ``{}``); any other level becomes a dict in first-seen order.  Unlike MLX
-    (which recurses forever), a key given twice or two keys naming the same
-    index (``"1"`` and ``"01"``) raise ``ValueError`` naming them.
+    ``{}``; ``int()`` decides, so ``"01"``, ``" 1"`` and ``"+1"`` are index 1);
+    any other level becomes a dict in first-seen order.  A lone key ``""`` at
+    any level is the value itself (so ``"a"`` and ``"a."`` both give
+    ``{"a": value}``), as in MLX.  Where MLX recurses forever or silently
+    builds something else, funcnn raises ``ValueError`` naming the keys: a key
+    given twice, a key given both as a leaf and as a subtree (``"a"`` and
+    ``"a.b"``), two keys naming the same index (``"1"`` and ``"01"``), and a
+    negative index (``"-1"``, which MLX puts at the front of the list).
 
     Example:
         >>> tree_unflatten([("layers.0.w", 1), ("layers.2.w", 2)])
         {'layers': [{'w': 1}, {}, {'w': 2}]}
+        >>> tree_unflatten({"a": 1, "a.b": 2})
+        Traceback (most recent call last):
+        ...
+        ValueError: Key 'a' is given both as a leaf and as a subtree.
     """
     items = list(tree.items()) if isinstance(tree, dict) else list(tree)
-    if len(items) == 1 and items[0][0] == "":
-        return items[0][1]
     return _unflatten_level(items, "")
 
 
 def _unflatten_level(items: list, path: str) -> Tree:
+    if len(items) == 1 and items[0][0] == "":
+        return items[0][1]
     groups: dict[str, list] = {}
     for key, value in items:
         head, dot, rest = key.partition(".")
@@ -262,7 +288,7 @@ def _unflatten_level(items: list, path: str) -> Tree:
             return group[0][1]
         return _unflatten_level(group, path + head + ".")
 
-    indices = {}
+    indices: dict[int, list[str]] = {}
     try:
         for head in groups:
             indices.setdefault(int(head), []).append(head)
@@ -272,6 +298,11 @@ def _unflatten_level(items: list, path: str) -> Tree:
         if len(heads) > 1:
             names = ", ".join(repr(path + h) for h in heads)
             raise ValueError(f"Keys {names} name the same list index {i}.")
+        if i < 0:
+            raise ValueError(
+                f"Key {path + heads[0]!r} is a negative list index; "
+                "list indices must be 0 or more."
+            )
     out: list = []
     for i in sorted(indices):
         head = indices[i][0]
@@ -294,7 +325,7 @@ def _leaves_like(paths: list, spec: optree.PyTreeSpec, other: Tree) -> list:
     """Leaves of ``other`` at the paths of ``spec``; ``other`` may be a superset."""
     try:
         return spec.flatten_up_to(other)
-    except (ValueError, TypeError):
+    except Exception:  # noqa: BLE001 - indexing below gives MLX's errors
         pass
     out = []
     for path in paths:
@@ -341,7 +372,7 @@ def tree_map_with_path(
     paths, leaves, spec = _flatten_with_path(tree, is_leaf)
     others = [_leaves_like(paths, spec, r) for r in rest]
     if path:
-        names = [path + "." + _dotted(p) if p else path for p in paths]
+        names = [f"{path}.{_dotted(p)}" if p else path for p in paths]
     else:
         names = [_dotted(p) if p else path for p in paths]
     return spec.unflatten([fn(*args) for args in zip(names, leaves, *others)])
@@ -373,12 +404,14 @@ def tree_reduce(
 def _mask_leaves(tree: Tree, where: Tree | Callable, spec, leaves, is_leaf) -> list[bool]:
     if callable(where) and not isinstance(where, (dict, list, tuple)):
         return [bool(where(x)) for x in leaves]
+    # optree's own error may fail to format (it calls repr on the nodes, and
+    # a module whose arrays were partitioned away may not repr), so catch all.
     try:
         mask = spec.flatten_up_to(where)
-    except (ValueError, TypeError) as err:
+    except Exception as err:  # noqa: BLE001
         raise ValueError(
-            "The mask must have the structure of the tree (or be a predicate): "
-            f"expected {spec}, received {tree_structure(where)}"
+            "tree_partition: the mask must have the structure of the tree (or be "
+            f"a predicate): expected {spec}, received {tree_structure(where)}"
         ) from err
     return [bool(m) for m in mask]
 
@@ -408,6 +441,9 @@ def tree_partition(
 def tree_combine(*trees: Tree, is_leaf: IsLeaf | None = None) -> Tree:
     """Merge trees of one structure, taking at each leaf the first value that is not ``None``.
 
+    The inverse of :func:`tree_partition`; the result has the node types (and,
+    for modules, the attributes) of the first tree.
+
     Example:
         >>> tree_combine({"a": 1, "b": None}, {"a": None, "b": 2})
         {'a': 1, 'b': 2}
@@ -415,7 +451,15 @@ def tree_combine(*trees: Tree, is_leaf: IsLeaf | None = None) -> Tree:
     if not trees:
         raise ValueError("tree_combine needs at least one tree.")
     leaves, spec = _flatten(trees[0], is_leaf)
-    columns = [leaves] + [spec.flatten_up_to(t) for t in trees[1:]]
+    columns = [leaves]
+    for i, t in enumerate(trees[1:], start=1):
+        try:
+            columns.append(spec.flatten_up_to(t))
+        except Exception as err:  # noqa: BLE001 - see _mask_leaves
+            raise ValueError(
+                f"tree_combine: tree {i} has structure {tree_structure(t, is_leaf)}, "
+                f"expected {spec} (the structure of tree 0)."
+            ) from err
     merged = [next((x for x in col if x is not None), None) for col in zip(*columns)]
     return spec.unflatten(merged)
 
@@ -423,18 +467,24 @@ def tree_combine(*trees: Tree, is_leaf: IsLeaf | None = None) -> Tree:
 def tree_stack(trees: Sequence[Tree], axis: int = 0) -> Tree:
     """Stack trees of one structure leaf by leaf along a new axis (for ensembles).
 
-    Array leaves are stacked with :func:`mlx.core.stack`; non-array leaves
-    must be equal in every tree and are kept once.
+    Array leaves are stacked with :func:`mlx.core.stack` (they must have one
+    shape); non-array leaves must be equal in every tree and are kept once.
+    Modules of the same class and keys stack into one module, which takes its
+    attributes from the first tree.
 
     Example:
         >>> import mlx.core as mx
         >>> tree_stack([{"w": mx.zeros(3)}, {"w": mx.ones(3)}])["w"].shape
         (2, 3)
+        >>> tree_stack([{"w": mx.zeros(3)}, {"w": mx.ones(2)}])
+        Traceback (most recent call last):
+        ...
+        ValueError: tree_stack: the arrays at 'w' have different shapes: [(3,), (2,)].
     """
     trees = list(trees)
     if not trees:
         raise ValueError("tree_stack needs at least one tree.")
-    leaves, spec = _flatten(trees[0], None)
+    paths, leaves, spec = _flatten_with_path(trees[0], None)
     columns = [leaves]
     for i, t in enumerate(trees[1:], start=1):
         other_leaves, other_spec = _flatten(t, None)
@@ -445,37 +495,77 @@ def tree_stack(trees: Sequence[Tree], axis: int = 0) -> Tree:
             )
         columns.append(other_leaves)
     out = []
-    for path_leaves in zip(*columns):
-        first = path_leaves[0]
-        if isinstance(first, mx.array):
-            out.append(mx.stack(list(path_leaves), axis=axis))
-        else:
-            if any(x != first for x in path_leaves[1:]):
+    for path, column in zip(paths, zip(*columns)):
+        is_array = [isinstance(x, mx.array) for x in column]
+        if all(is_array):
+            shapes = [x.shape for x in column]
+            if any(shape != shapes[0] for shape in shapes):
                 raise ValueError(
-                    f"tree_stack: non-array leaves differ between trees: {path_leaves}"
+                    f"tree_stack: the arrays at {_dotted(path)!r} have different "
+                    f"shapes: {shapes}."
                 )
-            out.append(first)
+            out.append(mx.stack(list(column), axis=axis))
+        elif any(is_array):
+            raise ValueError(
+                f"tree_stack: the leaf at {_dotted(path)!r} is an array in some "
+                "trees and not in others."
+            )
+        elif any(not _same_leaf(x, column[0]) for x in column[1:]):
+            raise ValueError(
+                f"tree_stack: the non-array leaves at {_dotted(path)!r} differ "
+                f"between trees: {list(column)}."
+            )
+        else:
+            out.append(column[0])
     return spec.unflatten(out)
+
+
+def _same_leaf(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - no usable equality: not the same
+        return False
 
 
 def tree_unstack(tree: Tree, axis: int = 0) -> list[Tree]:
     """Split every array leaf along ``axis``; the inverse of :func:`tree_stack`.
+
+    Non-array leaves are repeated in every tree.
 
     Example:
         >>> import mlx.core as mx
         >>> [t["w"].shape for t in tree_unstack({"w": mx.zeros((2, 3))})]
         [(3,), (3,)]
     """
-    leaves, spec = _flatten(tree, None)
-    sizes = {x.shape[axis] for x in leaves if isinstance(x, mx.array)}
-    if len(sizes) != 1:
+    paths, leaves, spec = _flatten_with_path(tree, None)
+    sizes: dict[str, int] = {}
+    for path, x in zip(paths, leaves):
+        if isinstance(x, mx.array):
+            if not -x.ndim <= axis < x.ndim:
+                raise ValueError(
+                    f"tree_unstack: the array at {_dotted(path)!r} has shape "
+                    f"{x.shape}, which has no axis {axis}."
+                )
+            sizes[_dotted(path)] = x.shape[axis]
+    if not sizes:
+        raise ValueError("tree_unstack: the tree has no array leaves to split.")
+    if len(set(sizes.values())) != 1:
         raise ValueError(
             f"tree_unstack: array leaves must share one size along axis {axis}, "
-            f"got sizes {sorted(sizes)}."
+            f"got {sizes}."
         )
-    (n,) = sizes
-    split = [
-        [mx.take(x, i, axis=axis) for i in range(n)] if isinstance(x, mx.array) else [x] * n
-        for x in leaves
-    ]
+    n = next(iter(sizes.values()))
+    if n == 0:
+        return []
+    split = [_unstack_array(x, n, axis) if isinstance(x, mx.array) else [x] * n for x in leaves]
     return [spec.unflatten([col[i] for col in split]) for i in range(n)]
+
+
+def _unstack_array(x: mx.array, n: int, axis: int) -> list[mx.array]:
+    # split + reshape rather than indexing: MLX cannot index (take) arrays
+    # with zero elements, which stacked empty leaves are.
+    axis = axis % x.ndim
+    shape = x.shape[:axis] + x.shape[axis + 1 :]
+    return [part.reshape(shape) for part in mx.split(x, n, axis=axis)]
