@@ -12,7 +12,7 @@ Example:
 """
 
 from . import activations, losses
-from ._pair import Pair, split_key
+from ._pair import Pair, pair_factory, split_key
 from .activation_layers import gelu, relu, silu
 from .attention import attend, create_additive_causal_mask, multi_head_attention
 from .containers import sequential
@@ -23,6 +23,7 @@ from .positional import rope
 
 __all__ = [
     "Pair",
+    "pair_factory",
     "split_key",
     "linear",
     "linear_apply",

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import mlx.core as mx
 
 from . import activations as act
-from ._pair import Pair, no_params
+from ._pair import Pair, no_params, pair_factory
 
 __all__ = ["relu", "silu", "gelu", "gelu_function"]
 
@@ -19,11 +19,13 @@ def _activation(fn: Callable[[mx.array], mx.array], name: str) -> Pair:
     return Pair(no_params, apply, name)
 
 
+@pair_factory
 def relu() -> Pair:
     """:func:`funcnn.relu` as a pair (as :class:`mlx.nn.ReLU`)."""
     return _activation(act.relu, "relu")
 
 
+@pair_factory
 def silu() -> Pair:
     """:func:`funcnn.silu` as a pair (as :class:`mlx.nn.SiLU`)."""
     return _activation(act.silu, "silu")
@@ -37,6 +39,7 @@ def gelu_function(approx: str = "none") -> Callable[[mx.array], mx.array]:
     return act.GELU_APPROXIMATIONS[approx]
 
 
+@pair_factory
 def gelu(approx: str = "none") -> Pair:
     """GELU as a pair (as :class:`mlx.nn.GELU`); see :func:`gelu_function` for ``approx``.
 

@@ -7,7 +7,7 @@ from typing import Any, Optional, Union
 
 import mlx.core as mx
 
-from ._pair import Key, Pair, split_key
+from ._pair import Key, Pair, pair_factory, split_key
 from .linear import linear, linear_apply
 
 __all__ = ["multi_head_attention", "attend", "create_additive_causal_mask"]
@@ -39,6 +39,7 @@ def attend(
     return out.transpose(0, 2, 1, 3).flatten(-2, -1)
 
 
+@pair_factory
 def multi_head_attention(
     dims: int,
     num_heads: int,

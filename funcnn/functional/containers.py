@@ -7,13 +7,14 @@ from typing import Union
 
 import mlx.core as mx
 
-from ._pair import Key, Pair, split_key
+from ._pair import Key, Pair, pair_factory, split_key
 
 __all__ = ["sequential"]
 
 Layer = Union[Pair, Callable[[mx.array], mx.array]]
 
 
+@pair_factory
 def sequential(*layers: Layer) -> Pair:
     """Apply ``layers`` in order (as :class:`mlx.nn.Sequential`).
 
@@ -31,6 +32,14 @@ def sequential(*layers: Layer) -> Pair:
         (3, 2)
     """
     for i, layer in enumerate(layers):
+        if isinstance(layer, dict):
+            # A Module is callable, but its parameters would be hidden from
+            # init/apply (and from gradients): ask for its pair instead.
+            raise TypeError(
+                f"sequential: layer {i} is a {type(layer).__name__} module, whose "
+                "parameters a pure pair cannot see; pass its functional pair "
+                f"(e.g. F.linear(...) for nn.Linear(...)) or use nn.Sequential."
+            )
         if not isinstance(layer, Pair) and not callable(layer):
             raise TypeError(
                 f"sequential: layer {i} must be a pair or a callable, got {type(layer).__name__}"

@@ -7,7 +7,7 @@ from typing import Union
 
 import mlx.core as mx
 
-from ._pair import Key, Pair
+from ._pair import Key, Pair, pair_factory
 
 __all__ = ["conv1d", "conv2d"]
 
@@ -34,6 +34,7 @@ def _conv_init(weight_shape: tuple, fan_in: int, out_channels: int, bias: bool):
     return init
 
 
+@pair_factory
 def conv1d(
     in_channels: int,
     out_channels: int,
@@ -75,6 +76,7 @@ def _pair_of(x: IntOrPair) -> tuple:
     return (x, x) if isinstance(x, int) else x
 
 
+@pair_factory
 def conv2d(
     in_channels: int,
     out_channels: int,

@@ -6,7 +6,7 @@ import math
 
 import mlx.core as mx
 
-from ._pair import Key, Pair, split_key
+from ._pair import Key, Pair, pair_factory, split_key
 
 __all__ = ["linear", "embedding", "linear_apply"]
 
@@ -18,6 +18,7 @@ def linear_apply(params: dict, x: mx.array) -> mx.array:
     return x @ params["weight"].T
 
 
+@pair_factory
 def linear(input_dims: int, output_dims: int, bias: bool = True) -> Pair:
     """An affine map ``y = x W^T + b`` (as :class:`mlx.nn.Linear`).
 
@@ -54,6 +55,7 @@ def _embedding_apply(params: dict, x: mx.array) -> mx.array:
     return params["weight"][x]
 
 
+@pair_factory
 def embedding(num_embeddings: int, dims: int) -> Pair:
     """A lookup table of ``num_embeddings`` vectors of size ``dims`` (as :class:`mlx.nn.Embedding`).
 

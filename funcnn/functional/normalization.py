@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mlx.core as mx
 
-from ._pair import Key, Pair
+from ._pair import Key, Pair, pair_factory
 
 __all__ = ["layer_norm", "rms_norm", "group_norm"]
 
@@ -14,6 +14,7 @@ def _check_eps(layer: str, eps: float) -> None:
         raise ValueError(f"[{layer}] 'eps' must be positive but got {eps}.")
 
 
+@pair_factory
 def layer_norm(dims: int, eps: float = 1e-5, affine: bool = True, bias: bool = True) -> Pair:
     """Normalise the last axis to zero mean and unit (biased) variance (as :class:`mlx.nn.LayerNorm`).
 
@@ -45,6 +46,7 @@ def layer_norm(dims: int, eps: float = 1e-5, affine: bool = True, bias: bool = T
     return Pair(init, apply, "layer_norm")
 
 
+@pair_factory
 def rms_norm(dims: int, eps: float = 1e-5) -> Pair:
     """Scale the last axis by its inverse root mean square (as :class:`mlx.nn.RMSNorm`).
 
@@ -66,6 +68,7 @@ def rms_norm(dims: int, eps: float = 1e-5) -> Pair:
     return Pair(init, apply, "rms_norm")
 
 
+@pair_factory
 def group_norm(
     num_groups: int,
     dims: int,

@@ -6,11 +6,12 @@ from typing import Union
 
 import mlx.core as mx
 
-from ._pair import Pair, no_params
+from ._pair import Pair, no_params, pair_factory
 
 __all__ = ["rope"]
 
 
+@pair_factory
 def rope(dims: int, traditional: bool = False, base: float = 10000, scale: float = 1.0) -> Pair:
     """Rotary positional encoding of the first ``dims`` features (as :class:`mlx.nn.RoPE`).
 
