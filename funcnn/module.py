@@ -518,58 +518,64 @@ def _unwrap(owner, key, value, filter_fn, map_fn, is_leaf_fn):
     raise RuntimeError("Unexpected leaf found while traversing the module")
 
 
-def _out_of_bounds(i: int, n: int) -> ValueError:
-    return ValueError(f"List index {i} is out of bounds for destination of length {n}.")
+def _invalid_type(value: Any) -> ValueError:
+    return ValueError(f"Received invalid type: {type(value).__name__}.")
+
+
+# What ``update`` and ``update_modules`` do at one position: True replaces the
+# current value, False descends into it, None leaves it alone.
+def _replaces_parameter(current: Any, value: Any, strict: bool) -> Optional[bool]:
+    if isinstance(current, mx.array):
+        if strict and not isinstance(value, mx.array):
+            raise _invalid_type(value)
+        return True
+    return False
+
+
+def _replaces_module(current: Any, value: Any, strict: bool) -> Optional[bool]:
+    if isinstance(current, Module) and isinstance(value, Module):
+        return True
+    if isinstance(current, (dict, list)):
+        return False
+    # ``!= {}`` rather than ``not value``: MLX lets an empty module pass here.
+    if strict and value != {}:
+        raise _invalid_type(value)
+    return None
+
+
+def _update_tree(dst: Any, new: Any, strict: bool, rule: Callable, noun: str) -> None:
+    """Walk ``new`` alongside ``dst``, applying ``rule`` at every position ``new`` names."""
+    if isinstance(new, dict):
+        entries = ((k, k in dst) for k in new)
+    elif isinstance(new, list):
+        entries = ((i, i < len(dst)) for i in range(len(new)))
+    else:
+        if strict:
+            raise _invalid_type(new)
+        return
+    for k, present in entries:
+        if not present:
+            if not strict:
+                continue
+            if isinstance(new, dict):
+                raise ValueError(f'Module does not have {noun} named "{k}".')
+            raise ValueError(
+                f"List index {k} is out of bounds for destination of length {len(dst)}."
+            )
+        current, value = dst[k], new[k]
+        replace = rule(current, value, strict)
+        if replace:
+            dst[k] = value
+        elif replace is False:
+            _update_tree(current, value, strict, rule, noun)
 
 
 def _update_parameters(dst: Any, new: Any, strict: bool) -> None:
-    if isinstance(new, dict):
-        entries = ((k, k in dst) for k in new)
-    elif isinstance(new, list):
-        entries = ((i, i < len(dst)) for i in range(len(new)))
-    else:
-        if strict:
-            raise ValueError(f"Received invalid type: {type(new).__name__}.")
-        return
-    for k, present in entries:
-        if not present:
-            if not strict:
-                continue
-            if isinstance(new, dict):
-                raise ValueError(f'Module does not have parameter named "{k}".')
-            raise _out_of_bounds(k, len(dst))
-        current, value = dst[k], new[k]
-        if isinstance(current, mx.array):
-            if strict and not isinstance(value, mx.array):
-                raise ValueError(f"Received invalid type: {type(value).__name__}.")
-            dst[k] = value
-        else:
-            _update_parameters(current, value, strict)
+    _update_tree(dst, new, strict, _replaces_parameter, "parameter")
 
 
 def _update_modules(dst: Any, new: Any, strict: bool) -> None:
-    if isinstance(new, dict):
-        entries = ((k, k in dst) for k in new)
-    elif isinstance(new, list):
-        entries = ((i, i < len(dst)) for i in range(len(new)))
-    else:
-        if strict:
-            raise ValueError(f"Received invalid type: {type(new).__name__}.")
-        return
-    for k, present in entries:
-        if not present:
-            if not strict:
-                continue
-            if isinstance(new, dict):
-                raise ValueError(f'Module does not have sub-module named "{k}".')
-            raise _out_of_bounds(k, len(dst))
-        current, value = dst[k], new[k]
-        if isinstance(current, Module) and isinstance(value, Module):
-            dst[k] = value
-        elif isinstance(current, (dict, list)):
-            _update_modules(current, value, strict)
-        elif strict and value != {}:
-            raise ValueError(f"Received invalid type: {type(value).__name__}.")
+    _update_tree(dst, new, strict, _replaces_module, "sub-module")
 
 
 register_module_type(Module)

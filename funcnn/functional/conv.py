@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Union
+from collections.abc import Callable
+from typing import Any, Union
 
 import mlx.core as mx
 
@@ -22,16 +23,33 @@ def _check_groups(in_channels: int, groups: int) -> None:
         )
 
 
-def _conv_init(weight_shape: tuple, fan_in: int, out_channels: int, bias: bool):
+def _conv_pair(
+    name: str,
+    conv: Callable,
+    weight_shape: tuple,
+    bias: bool,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    groups: int,
+) -> Pair:
+    """A convolution pair; ``weight_shape`` is ``(out, *kernel, in/groups)``."""
+    fan_in = math.prod(weight_shape[1:])
     scale = math.sqrt(1 / fan_in)
 
     def init(key: Key = None) -> dict:
         params = {"weight": mx.random.uniform(low=-scale, high=scale, shape=weight_shape, key=key)}
         if bias:
-            params["bias"] = mx.zeros((out_channels,))
+            params["bias"] = mx.zeros((weight_shape[0],))
         return params
 
-    return init
+    def apply(params: dict, x: mx.array) -> mx.array:
+        y = conv(x, params["weight"], stride, padding, dilation, groups)
+        if "bias" in params:
+            y = y + params["bias"]
+        return y
+
+    return Pair(init, apply, name)
 
 
 @pair_factory
@@ -58,18 +76,8 @@ def conv1d(
         (2, 10, 6)
     """
     _check_groups(in_channels, groups)
-    per_group = in_channels // groups
-    init = _conv_init(
-        (out_channels, kernel_size, per_group), per_group * kernel_size, out_channels, bias
-    )
-
-    def apply(params: dict, x: mx.array) -> mx.array:
-        y = mx.conv1d(x, params["weight"], stride, padding, dilation, groups)
-        if "bias" in params:
-            y = y + params["bias"]
-        return y
-
-    return Pair(init, apply, "conv1d")
+    shape = (out_channels, kernel_size, in_channels // groups)
+    return _conv_pair("conv1d", mx.conv1d, shape, bias, stride, padding, dilation, groups)
 
 
 def _pair_of(x: IntOrPair) -> tuple:
@@ -101,18 +109,5 @@ def conv2d(
     """
     _check_groups(in_channels, groups)
     kernel_size, stride, padding = map(_pair_of, (kernel_size, stride, padding))
-    per_group = in_channels // groups
-    init = _conv_init(
-        (out_channels, *kernel_size, per_group),
-        per_group * kernel_size[0] * kernel_size[1],
-        out_channels,
-        bias,
-    )
-
-    def apply(params: dict, x: mx.array) -> mx.array:
-        y = mx.conv2d(x, params["weight"], stride, padding, dilation, groups)
-        if "bias" in params:
-            y = y + params["bias"]
-        return y
-
-    return Pair(init, apply, "conv2d")
+    shape = (out_channels, *kernel_size, in_channels // groups)
+    return _conv_pair("conv2d", mx.conv2d, shape, bias, stride, padding, dilation, groups)

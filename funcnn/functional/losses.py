@@ -21,6 +21,15 @@ def _reduce(loss: mx.array, reduction: Reduction = "none") -> mx.array:
     return loss
 
 
+def _weighted(loss: mx.array, weights: mx.array) -> mx.array:
+    if weights.shape != loss.shape:
+        raise ValueError(
+            f"Weights with shape {weights.shape} is not the same as "
+            f"output loss with shape {loss.shape}."
+        )
+    return loss * weights
+
+
 def cross_entropy(
     logits: mx.array,
     targets: mx.array,
@@ -71,12 +80,7 @@ def cross_entropy(
         else:
             loss = lse - score
     if weights is not None:
-        if weights.shape != loss.shape:
-            raise ValueError(
-                f"Weights with shape {weights.shape} is not the same as "
-                f"output loss with shape {loss.shape}."
-            )
-        loss *= weights
+        loss = _weighted(loss, weights)
     return _reduce(loss, reduction)
 
 
@@ -99,12 +103,7 @@ def binary_cross_entropy(
         log_not_p = mx.clip(mx.log(1 - inputs), a_min=-100, a_max=None)
         loss = -(targets * log_p + (1 - targets) * log_not_p)
     if weights is not None:
-        if weights.shape != loss.shape:
-            raise ValueError(
-                f"Weights with shape {weights.shape} is not the same as "
-                f"output loss with shape {loss.shape}."
-            )
-        loss *= weights
+        loss = _weighted(loss, weights)
     return _reduce(loss, reduction)
 
 
