@@ -182,6 +182,26 @@ def test_duplicate_key_is_a_value_error():
     assert describe(m.parameters()) == before
 
 
+@pytest.mark.parametrize(
+    "extra, named",
+    [
+        ([("layers.01.bias", mx.zeros((1,)))], "'layers.1', 'layers.01'"),
+        ([("layers", mx.zeros((1,)))], "'layers'"),
+    ],
+    ids=["same-index", "leaf-and-subtree"],
+)
+def test_ambiguous_names_are_a_value_error_even_when_not_strict(extra, named):
+    # Improvement over mlx.nn: with strict=False, names that collide once
+    # unflattened ("layers.1" and "layers.01", or "layers" beside "layers.0")
+    # raise ValueError naming them; mlx.nn silently loads one of them or none.
+    m = two_linears(fnn)
+    before = describe(m.parameters())
+    with pytest.raises(ValueError, match=named.replace(".", r"\.")):
+        m.load_weights(GOOD + extra, strict=False)
+    assert describe(m.parameters()) == before
+    two_linears(mnn).load_weights(GOOD + extra, strict=False)  # mlx.nn: no error
+
+
 def test_npy_file_is_a_value_error(tmp_path):
     # Improvement over mlx.nn: a .npy file (one array) is a ValueError, not AttributeError.
     path = tmp_path / "one.npy"
