@@ -14,7 +14,8 @@ Example:
     True
 """
 
-from . import functional, losses, tree
+from . import functional, losses, transforms, tree
+from ._functional_call import functional_call
 from .functional.activations import gelu, gelu_approx, gelu_fast_approx, relu, silu
 from .layers import (
     GELU,
@@ -39,6 +40,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Module",
     "value_and_grad",
+    "functional_call",
+    "transforms",
     "Linear",
     "Embedding",
     "Conv1d",
