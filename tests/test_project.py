@@ -15,7 +15,7 @@ def test_ci_runs_the_readme_test_command():
     commands = re.findall(r"```bash\n(.*?)\n```", README, re.S)
     assert len(commands) == 2, "README shows exactly two commands (example, tests)"
     example, tests = commands
-    assert "examples/quickstart.py" in example
+    assert "examples/fashion_mnist.py" in example
     assert "pytest" in tests
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     assert tests in ci_lines, ".ci/run must run README's test command verbatim"
