@@ -29,6 +29,28 @@ def test_readme_tour_runs():
     assert list(namespace["model"].trainable_parameters()["layers"][0]) == ["weight"]
 
 
+def test_readme_training_snippet_runs_and_learns():
+    import mlx.core as mx
+
+    import funcnn as nn
+    import funcnn.functional as F
+
+    snippet = re.findall(r"```python\n(.*?)```", README, re.S)[1]
+    mlp = F.sequential(F.linear(4, 8), F.relu(), F.linear(8, 2))
+    namespace = {
+        "params": mlp.init(mx.random.key(0)),
+        "loss_fn": lambda p, x, y: nn.losses.cross_entropy(mlp.apply(p, x), y, reduction="mean"),
+    }
+    exec(compile(snippet, "README training snippet", "exec"), namespace)
+    params, state = namespace["params"], namespace["state"]
+    x, y = mx.ones((8, 4)), mx.zeros(8, mx.int32)
+    losses = []
+    for _ in range(3):
+        loss, params, state = namespace["step"](params, state, x, y)
+        losses.append(loss.item())
+    assert losses[2] < losses[1] < losses[0]
+
+
 def test_library_never_imports_mlx_nn():
     code = "import sys, funcnn, funcnn.functional; print('mlx.nn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
