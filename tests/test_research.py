@@ -3,10 +3,12 @@
 Tolerances:
 * per-example gradients vs a Python loop of single-example gradients, float32:
   ``rtol=1e-5, atol=1e-6`` (the same arithmetic; on MLX 0.32 CPU they agree exactly);
-* ensemble vs members trained one by one, float32, 10 Adam steps: ``rtol=1e-5, atol=1e-6``;
+* ensemble vs members trained one by one, float32, 10 steps (Adam; clipped AdamW
+  on a schedule): ``rtol=1e-5, atol=1e-6`` (they agree exactly here too);
 * HVP vs central differences of the gradient: float64 with ``eps=1e-5`` on a
-  tanh MLP with a squared error (truncation ~eps^2, round-off ~1e-16/eps):
-  ``1e-8`` relative to ``|Hv|``; float32 cross entropy with ``eps=1e-2``: ``2e-2``;
+  tanh MLP with a squared error (truncation ~eps^2, round-off ~1e-16/eps; not
+  cross entropy: MLX 0.32's float64 ``exp`` is only float32-accurate):
+  ``1e-8`` relative to ``|Hv|`` (seen: 2e-10); float32 cross entropy, ``eps=1e-2``: ``5e-3``;
 * HVP vs the explicit Hessian times v (float64): ``1e-12`` relative.
 """
 
@@ -167,7 +169,7 @@ def test_hvp_equals_central_differences_float32_cross_entropy():
     v = R.unravel(mx.random.normal((R.ravel(params).size,), key=mx.random.key(1)), params)
     hv = R.hvp(loss, params, v, x, y)
     assert relative_error(hv, R.hvp(loss, params, v, x, y, mode="reverse")) < 1e-5
-    assert relative_error(hv, R.fd_hvp(loss, params, v, x, y, eps=1e-2)) < 2e-2
+    assert relative_error(hv, R.fd_hvp(loss, params, v, x, y, eps=1e-2)) < 5e-3  # seen: 4e-4
 
 
 def test_hvp_equals_the_explicit_hessian_times_v():
