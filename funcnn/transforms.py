@@ -78,6 +78,14 @@ _CACHE_SIZE = 8  # structures per grad/vmap wrapper
 # --------------------------------------------------------------------------
 
 
+def _rebuild_with(s: Structure, arrays: list, positions: list, traced: Sequence) -> Any:
+    """``s`` rebuilt from ``arrays`` with ``traced`` at ``positions`` (a transform's tracers)."""
+    new = list(arrays)
+    for i, t in zip(positions, traced):
+        new[i] = t
+    return s.rebuild(new)
+
+
 def _diff_mask(name: str, s: Structure, arrays: list, filter: Filter, prefix: Tree) -> list[bool]:
     """Per array leaf of ``s``: is it differentiated?  ``prefix``: ``filter`` shaped like ``s``."""
     if s.trainable is None and not isinstance(filter, (dict, list, tuple, bool)):
@@ -217,11 +225,8 @@ def _make_grad(
         box: list = []
 
         def inner(traced: list) -> tuple:
-            new = list(arrays)
-            for i, t in zip(diff, traced):
-                new[i] = t
             call = list(args)
-            for n, a in zip(nums, s.rebuild(new)):
+            for n, a in zip(nums, _rebuild_with(s, arrays, diff, traced)):
                 call[n] = a
             out = fn(*call, **kwargs)
             _check_loss(name, out)
@@ -287,10 +292,7 @@ def vmap(fn: Callable, in_axes: Tree = 0, out_axes: Tree = 0) -> Callable:
         box: list = []
 
         def inner(traced: list) -> list:
-            new = list(arrays)
-            for i, t in zip(mapped, traced):
-                new[i] = t
-            out = fn(*s.rebuild(new), **kwargs)
+            out = fn(*_rebuild_with(s, arrays, mapped, traced), **kwargs)
             spec, statics, pos, out_arrays = _split(out)
             if not out_arrays:
                 raise ValueError(
@@ -476,10 +478,7 @@ def jvp(
     box: list = []
 
     def inner(*traced: mx.array) -> list:
-        new = list(arrays)
-        for i, t in zip(diff, traced):
-            new[i] = t
-        spec, statics, pos, out_arrays = _split(fn(*s.rebuild(new)))
+        spec, statics, pos, out_arrays = _split(fn(*_rebuild_with(s, arrays, diff, traced)))
         if not out_arrays:
             raise ValueError("jvp: fn must return at least one array.")
         box.append((spec, statics, pos))
@@ -520,10 +519,7 @@ def vjp(
     box: list = []
 
     def inner(*traced: mx.array) -> list:
-        new = list(arrays)
-        for i, t in zip(diff, traced):
-            new[i] = t
-        spec, statics, pos, out_arrays = _split(fn(*s.rebuild(new)))
+        spec, statics, pos, out_arrays = _split(fn(*_rebuild_with(s, arrays, diff, traced)))
         if spec != cot_spec or pos != cot_pos:
             raise ValueError(
                 "vjp: cotangents must have the structure of fn's result, with an array at "
