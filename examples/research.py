@@ -24,6 +24,7 @@ parameter trees as they are; ``mx.jvp`` takes lists of arrays only, so
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -307,13 +308,19 @@ def demo_hvp(seed: int = 0) -> float:
     return err_fd
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Per-example gradients, a vmapped ensemble, HVPs.")
+    parser.add_argument("--seed", type=int, default=0, help="keys for inits and data (default 0)")
+    parser.add_argument("--quick", action="store_true", help="CI run: fewer ensemble steps")
+    args = parser.parse_args(argv)
     checks = {
         "per-example gradients == loop of single-example gradients (1e-6)": (
-            demo_per_example() < 1e-6
+            demo_per_example(args.seed) < 1e-6
         ),
-        "vmapped ensemble == models trained one by one (1e-5)": demo_ensemble() < 1e-5,
-        "HVP == central differences of the gradient (1e-8, float64)": demo_hvp() < 1e-8,
+        "vmapped ensemble == models trained one by one (1e-5)": (
+            demo_ensemble(args.seed, steps=10 if args.quick else 50) < 1e-5
+        ),
+        "HVP == central differences of the gradient (1e-8, float64)": demo_hvp(args.seed) < 1e-8,
     }
     for name, ok in checks.items():
         print(f"{'ok  ' if ok else 'FAIL'} {name}")

@@ -212,8 +212,9 @@ def test_hvp_rejects_an_unknown_mode():
         R.hvp(loss, params, v, x, y, mode="sideways")
 
 
-def test_main_runs_and_prints_its_checks(capsys):
-    R.main()
+@pytest.mark.parametrize("argv", [[], ["--quick", "--seed", "3"]], ids=["default", "quick"])
+def test_main_runs_and_prints_its_checks(capsys, argv):
+    R.main(argv)
     out = capsys.readouterr().out
     assert out.count("\nok   ") + out.startswith("ok   ") == 3, out
     assert "FAIL" not in out
