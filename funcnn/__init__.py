@@ -16,6 +16,7 @@ Example:
 
 from . import functional, losses, transforms, tree
 from ._functional_call import functional_call
+from .checkpoint import load, save
 from .functional.activations import gelu, gelu_approx, gelu_fast_approx, relu, silu
 from .layers import (
     GELU,
@@ -41,6 +42,8 @@ __all__ = [
     "Module",
     "value_and_grad",
     "functional_call",
+    "save",
+    "load",
     "transforms",
     "Linear",
     "Embedding",

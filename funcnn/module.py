@@ -27,6 +27,7 @@ from typing import Any, Optional, Union
 
 import mlx.core as mx
 
+from . import checkpoint
 from .tree import register_module_type, tree_flatten, tree_unflatten
 
 __all__ = ["Module", "value_and_grad"]
@@ -374,13 +375,19 @@ class Module(dict):
         self,
         file_or_weights: Union[str, os.PathLike, list[tuple[str, mx.array]], dict],
         strict: bool = True,
+        *,
+        check_dtype: bool = False,
     ) -> Module:
         """Load weights from a ``.npz``/``.safetensors`` file or ``(name, array)`` pairs.
 
         With ``strict`` (default) the names must match the model's parameters
-        exactly (extra names are reported first, then missing ones), every
-        value must be an array of the parameter's shape.  Nothing is written
-        unless every check passes.
+        exactly and every value must be an array of the parameter's shape
+        (with ``check_dtype``, of its dtype too).  Every problem is reported
+        in one ``ValueError`` (:class:`funcnn.checkpoint.MismatchError`) whose
+        message starts with the error :mod:`mlx.nn` would raise.  Nothing is
+        written unless every check passes.  Files are read with
+        :func:`funcnn.checkpoint.read_arrays`: checked and fully evaluated, so
+        a damaged file fails here and leaves the model as it was.
 
         Example:
             >>> import mlx.core as mx
@@ -391,13 +398,7 @@ class Module(dict):
         """
         weights = file_or_weights
         if isinstance(weights, (str, os.PathLike)):
-            loaded = mx.load(os.fspath(weights))
-            if not isinstance(loaded, dict):
-                raise ValueError(
-                    f"{os.fspath(weights)!r} holds a single array, not named weights; "
-                    "use a .npz or .safetensors file."
-                )
-            weights = list(loaded.items())
+            weights = list(checkpoint.read_arrays(weights)[0].items())
         elif isinstance(weights, dict):
             weights = list(weights.items())
         else:
@@ -410,27 +411,10 @@ class Module(dict):
             seen.add(k)
 
         if strict:
-            new = dict(weights)
             current = tree_flatten(self.parameters(), destination={})
-            extras = new.keys() - current.keys()
-            if extras:
-                listed = ",\n".join(sorted(extras))
-                raise ValueError(f"Received {len(extras)} parameters not in model: \n{listed}.")
-            missing = current.keys() - new.keys()
-            if missing:
-                listed = ",\n".join(sorted(missing))
-                raise ValueError(f"Missing {len(missing)} parameters: \n{listed}.")
-            for k, v in current.items():
-                received = new[k]
-                if not isinstance(received, mx.array):
-                    raise ValueError(
-                        f"Expected mx.array but received {type(received)} for parameter {k}"
-                    )
-                if received.shape != v.shape:
-                    raise ValueError(
-                        f"Expected shape {v.shape} but received "
-                        f"shape {received.shape} for parameter {k}"
-                    )
+            problems = checkpoint.find_problems(current, dict(weights), check_dtype)
+            if problems:
+                raise checkpoint.MismatchError(checkpoint.describe_problems(problems), problems)
 
         if weights:
             self.update(tree_unflatten(weights), strict=False)
@@ -439,18 +423,13 @@ class Module(dict):
     def save_weights(self, file: Union[str, os.PathLike]) -> None:
         """Save the parameters (frozen ones included) by their dotted names.
 
-        The extension picks the format: ``.npz`` or ``.safetensors``.
+        The extension picks the format: ``.npz`` or ``.safetensors``.  The file
+        is written atomically (a temporary file renamed into place), so an
+        error or a crash never leaves a torn file where a good one was.
         """
         file = os.fspath(file)
         params = tree_flatten(self.parameters(), destination={})
-        if file.endswith(".npz"):
-            mx.savez(file, **params)
-        elif file.endswith(".safetensors"):
-            mx.save_safetensors(file, params)
-        else:
-            raise ValueError(
-                f"Unsupported file extension for {file}. Use '.npz' or '.safetensors'."
-            )
+        checkpoint.write_arrays(file, params)
 
 
 # ----------------------------------------------------------------------

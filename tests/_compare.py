@@ -40,10 +40,17 @@ def describe(x):
     if isinstance(x, (set, frozenset)):
         return ("set", sorted((describe(v) for v in x), key=repr))
     if isinstance(x, BaseException):
-        return ("raised", type(x).__name__, str(x))
+        return ("raised", _builtin_type(x).__name__, str(x))
     if callable(x):
         return ("callable", getattr(x, "__name__", type(x).__name__))
     return x
+
+
+def _builtin_type(err: BaseException) -> type:
+    """The nearest built-in exception class: funcnn's own errors subclass the
+    ones mlx.nn raises (``MismatchError`` is a ``ValueError``), which is what
+    compatibility means for ``except`` clauses."""
+    return next(c for c in type(err).__mro__ if c.__module__ == "builtins")
 
 
 def outcome(fn, *args, **kwargs):
@@ -63,10 +70,29 @@ def both(fn, seed=0):
     return results
 
 
-def same(fn, seed=0):
-    """Run ``fn`` with both namespaces, assert equal descriptions, return funcnn's result."""
+def same(fn, seed=0, more_errors=False):
+    """Run ``fn`` with both namespaces, assert equal descriptions, return funcnn's result.
+
+    With ``more_errors``, a funcnn message may go on after mlx.nn's: strict
+    ``load_weights`` reports every problem, mlx.nn only the first.
+    """
     ours, theirs = both(fn, seed)
-    assert describe(ours) == describe(theirs)
+    ours_d, theirs_d = describe(ours), describe(theirs)
+    if more_errors:
+        ours_d = _trim_messages(ours_d, theirs_d)
+    assert ours_d == theirs_d
+    return ours
+
+
+def _trim_messages(ours, theirs):
+    """``ours`` with each error message cut to ``theirs`` where it starts with it."""
+    if isinstance(ours, tuple) and isinstance(theirs, tuple) and len(ours) == len(theirs):
+        if (len(ours) == 3 and ours[0] == "raised" and ours[:2] == theirs[:2]
+                and ours[2].startswith(theirs[2])):
+            return theirs
+        return tuple(_trim_messages(a, b) for a, b in zip(ours, theirs))
+    if isinstance(ours, list) and isinstance(theirs, list) and len(ours) == len(theirs):
+        return [_trim_messages(a, b) for a, b in zip(ours, theirs)]
     return ours
 
 

@@ -71,14 +71,16 @@ def test_load_weights_cases(case):
         res = outcome(m.load_weights, weights, strict=strict)
         return [res if not isinstance(res, tuple) else res[1] is m, m]
 
-    res = same(run)
+    res = same(run, more_errors=True)
     expected = {
         "wrong_shape": "Expected shape (1,) but received shape (2,) for parameter layers.1.bias",
         "extras": "Received 2 parameters not in model: \nextra,\nlayers.2.weight.",
         "missing": "Missing 2 parameters: \nlayers.1.bias,\nlayers.1.weight.",
-        "extras_and_missing": "Received 1 parameters not in model: \nextra.",
+        "extras_and_missing": "Received 1 parameters not in model: \nextra.\n"
+        "Missing 2 parameters: \nlayers.1.bias,\nlayers.1.weight.",
         "not_an_array": "Expected mx.array but received <class 'list'> for parameter layers.1.bias",
-        "type_then_shape": "Expected shape (3, 2) but received shape (5,) for parameter layers.0.weight",
+        "type_then_shape": "Expected shape (3, 2) but received shape (5,) for parameter layers.0.weight\n"
+        "Expected mx.array but received <class 'int'> for parameter layers.0.bias",
         "empty_strict": "Missing 4 parameters: \nlayers.0.bias,\nlayers.0.weight,\nlayers.1.bias,\nlayers.1.weight.",
     }
     if case in expected:
@@ -233,7 +235,7 @@ def test_random_load_weights(keys, variants, strict):
         res = outcome(m.load_weights, weights, strict=strict)
         return [res if not isinstance(res, tuple) else "ok", m]
 
-    same(run)
+    same(run, more_errors=True)
 
 
 # ----------------------------------------------------------------------
