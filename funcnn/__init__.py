@@ -34,6 +34,7 @@ from .layers import (
     SiLU,
 )
 from .module import Module, value_and_grad
+from .summary import ModelSummary, summary
 from .tree import tree_flatten, tree_map, tree_map_with_path, tree_reduce, tree_unflatten
 
 __version__ = "0.1.0"
@@ -44,6 +45,8 @@ __all__ = [
     "functional_call",
     "save",
     "load",
+    "summary",
+    "ModelSummary",
     "transforms",
     "Linear",
     "Embedding",
