@@ -14,7 +14,13 @@ Example:
     True
 """
 
+# First, before anything imports mlx.core: let MLX's CPU matmuls use OpenBLAS (see funcnn/_blas.py).
+from . import _blas
+
+_blas.preload()
+
 from . import functional, losses, transforms, tree
+from ._blas import blas_info
 from ._functional_call import functional_call
 from .checkpoint import load, save
 from .functional.activations import gelu, gelu_approx, gelu_fast_approx, relu, silu
@@ -40,6 +46,7 @@ from .tree import tree_flatten, tree_map, tree_map_with_path, tree_reduce, tree_
 __version__ = "0.1.0"
 
 __all__ = [
+    "blas_info",
     "Module",
     "value_and_grad",
     "functional_call",
