@@ -55,7 +55,9 @@ __all__ = ["save", "load", "MismatchError", "Problem", "read_arrays", "write_arr
 
 PathLike = Union[str, os.PathLike]
 WRITABLE = (".safetensors", ".npz")
-READABLE = (".safetensors", ".npz", ".gguf")
+# .gguf, which mx.load also reads, is refused: MLX 0.32.4 crashes the process
+# (SIGSEGV) on a damaged .gguf, and funcnn cannot check that format first.
+READABLE = (".safetensors", ".npz")
 
 # The safetensors format itself caps its JSON header at 100 MB.
 _MAX_HEADER_BYTES = 100 * 1024 * 1024
@@ -277,7 +279,7 @@ def _as_path(path: Any, name: str) -> str:
 
 
 def read_arrays(path: PathLike) -> tuple[dict[str, mx.array], dict[str, str]]:
-    """Named arrays and metadata from a ``.safetensors``, ``.npz`` or ``.gguf`` file.
+    """Named arrays and metadata from a ``.safetensors`` or ``.npz`` file.
 
     The header is checked against the file before MLX reads it, and every
     array is evaluated before this returns, so a damaged file raises here
@@ -296,7 +298,7 @@ def read_arrays(path: PathLike) -> tuple[dict[str, mx.array], dict[str, str]]:
     if ext not in READABLE:
         raise ValueError(
             f"Unsupported file extension for {path}. Use '.npz' or '.safetensors' "
-            "(or '.gguf' to read)."
+            "(funcnn does not read .gguf: MLX crashes on damaged ones; use mx.load)."
         )
     size = os.path.getsize(path)
     if size == 0:
@@ -333,9 +335,9 @@ def _check_safetensors(path: str, size: int) -> None:
             raise _corrupt(path, f"its header claims {n} bytes but the file has {size}")
         raw = f.read(n)
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise _corrupt(path, f"its header is not JSON ({err})") from None
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_names)
+    except ValueError as err:  # also UnicodeDecodeError, JSONDecodeError
+        raise _corrupt(path, f"its header is not valid JSON ({err})") from None
     if not isinstance(header, dict):
         raise _corrupt(path, "its header is not a JSON object")
     data_bytes = size - 8 - n
@@ -350,7 +352,9 @@ def _check_safetensors(path: str, size: int) -> None:
             begin, end = (int(o) for o in entry["data_offsets"])
         except (KeyError, TypeError, ValueError):
             raise _corrupt(path, f"tensor {name!r} has a malformed entry {entry!r}") from None
-        if any(d < 0 for d in shape) or not 0 <= begin <= end <= data_bytes:
+        if any(d < 0 for d in shape):
+            raise _corrupt(path, f"tensor {name!r} has a negative dimension in {tuple(shape)}")
+        if not 0 <= begin <= end <= data_bytes:
             raise _corrupt(
                 path, f"tensor {name!r} claims bytes {begin}..{end} of {data_bytes} data bytes"
             )
@@ -362,10 +366,22 @@ def _check_safetensors(path: str, size: int) -> None:
             )
 
 
+def _no_duplicate_names(pairs: list[tuple[str, Any]]) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        raise ValueError(f"tensor {twice[0]!r} appears twice in the header")
+    return dict(pairs)
+
+
 def _check_npz(path: str) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
+            names = [m.filename for m in members]
+            if len(set(names)) != len(names):
+                twice = sorted({n for n in names if names.count(n) > 1})
+                raise _corrupt(path, f"member {twice[0]!r} appears twice")
             claimed = sum(m.file_size for m in members)
             if claimed > _memory_bytes():
                 raise _corrupt(path, f"it claims {claimed} bytes of arrays, more than this machine's memory")
@@ -474,14 +490,15 @@ def load(
     """Load a tree of arrays saved by :func:`save` (or by ``mx.savez``, ``save_weights``, ...).
 
     Args:
-        path: A ``.safetensors``, ``.npz`` or ``.gguf`` file.
+        path: A ``.safetensors`` or ``.npz`` file.
         like: Optional template: a tree of arrays or a Module (its
             ``parameters()``).  The result then has the template's structure
             and the file must match it: with ``strict`` every name exactly,
             always every shape, with ``check_dtype`` every dtype.  All
             problems are reported together in one :class:`MismatchError`
             (a ``ValueError``).  Without ``like``, the tree is rebuilt from
-            the dotted names (dicts in the file's order, lists by index).
+            the dotted names (lists by index; dict order is ``mx.load``'s,
+            not the saved tree's: pass ``like`` to get that back).
         strict: With ``like``: ``False`` ignores names the template lacks and
             keeps the template's value where the file lacks a name.
         check_dtype: With ``like``: dtypes must match too.

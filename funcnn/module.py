@@ -397,7 +397,9 @@ class Module(dict):
             True
         """
         weights = file_or_weights
+        source = ""
         if isinstance(weights, (str, os.PathLike)):
+            source = f"\n(in {os.fspath(weights)})"
             weights = list(checkpoint.read_arrays(weights)[0].items())
         elif isinstance(weights, dict):
             weights = list(weights.items())
@@ -414,7 +416,8 @@ class Module(dict):
             current = tree_flatten(self.parameters(), destination={})
             problems = checkpoint.find_problems(current, dict(weights), check_dtype)
             if problems:
-                raise checkpoint.MismatchError(checkpoint.describe_problems(problems), problems)
+                message = checkpoint.describe_problems(problems) + source
+                raise checkpoint.MismatchError(message, problems)
 
         if weights:
             self.update(tree_unflatten(weights), strict=False)
