@@ -51,6 +51,27 @@ def test_readme_training_snippet_runs_and_learns():
     assert losses[2] < losses[1] < losses[0]
 
 
+def test_readme_saving_snippet_runs(tmp_path, monkeypatch):
+    import mlx.core as mx
+
+    import funcnn as nn
+    import funcnn.functional as F
+    import funcnn.optimizers as optim
+
+    snippet = re.findall(r"```python\n(.*?)```", README, re.S)[2]
+    assert "nn.save(" in snippet and "nn.summary(" in snippet
+    mlp = F.sequential(F.linear(4, 8), F.relu(), F.linear(8, 2))
+    params = mlp.init(mx.random.key(0))
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    namespace = {"params": params, "state": optim.adam(1e-3).init(params), "model": model,
+                 "x": mx.ones((3, 4)), "print": lambda *a: None}
+    monkeypatch.chdir(tmp_path)
+    exec(compile(snippet, "README saving snippet", "exec"), namespace)
+    loaded = namespace["tree"]
+    assert mx.array_equal(loaded["params"]["layers"][2]["weight"], params["layers"][2]["weight"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.safetensors", "model.npz"]
+
+
 def test_library_never_imports_mlx_nn():
     code = "import sys, funcnn, funcnn.functional; print('mlx.nn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
