@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Optional
 
+import funcnn  # noqa: F401  (first: so MLX's matmuls use OpenBLAS, see funcnn.blas_info)
 import mlx.core as mx
 import numpy as np
 from tqdm import tqdm

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import funcnn  # noqa: F401  (first: so MLX's matmuls use OpenBLAS, see funcnn.blas_info)
 import mlx.core as mx
 import mlx.optimizers as optim
 import numpy as np
