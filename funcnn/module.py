@@ -181,20 +181,33 @@ class Module(dict):
             if filter_fn(self, k, v)
         }
 
+    # Each operation below takes a direct walk (funcnn/_module_walk.py) while
+    # the module keeps Module's own hooks, else mlx.nn's generic one.
+
     def parameters(self) -> dict:
         """All public arrays (frozen ones included) as nested dicts and lists."""
+        if _walk.uses_own(self, "filter_and_map", "valid_parameter_filter"):
+            return _walk.parameter_tree(self, trainable=False)
         return self.filter_and_map(self.valid_parameter_filter)
 
     def trainable_parameters(self) -> dict:
         """The public arrays that are not frozen, as nested dicts and lists."""
+        if _walk.uses_own(self, "filter_and_map", "trainable_parameter_filter") and (
+            Module.valid_parameter_filter is _walk.ORIGINAL["valid_parameter_filter"]
+        ):
+            return _walk.parameter_tree(self, trainable=True)
         return self.filter_and_map(self.trainable_parameter_filter)
 
     def children(self) -> dict:
         """The direct sub-modules, including those inside list and dict members."""
+        if _walk.uses_own(self, "filter_and_map", "valid_child_filter"):
+            return _walk.child_tree(self)
         return self.filter_and_map(self.valid_child_filter, is_leaf_fn=_is_module_leaf)
 
     def leaf_modules(self) -> dict:
         """The sub-modules that contain no other modules, nested as in the model."""
+        if _walk.uses_own(self, "filter_and_map", "valid_child_filter"):
+            return _walk.leaf_tree(self)
         return self.filter_and_map(self.valid_child_filter, is_leaf_fn=_is_leaf_module)
 
     def apply_to_modules(self, apply_fn: Callable[[str, Module], Any]) -> Module:
@@ -203,6 +216,10 @@ class Module(dict):
         The order is MLX's: a depth-first walk with a stack, so children are
         visited in reverse insertion order (``['', 'layers.2', 'layers.1', ...]``).
         """
+        if _walk.uses_own(self, "is_module"):
+            for prefix, module in _walk.iter_modules(self):
+                apply_fn(prefix, module)
+            return self
         stack = [("", self)]
         while stack:
             prefix, module = stack.pop()
@@ -218,15 +235,23 @@ class Module(dict):
 
     def modules(self) -> list[Module]:
         """Every module in the tree, this one first, in :meth:`apply_to_modules` order."""
+        if self._walks_itself():
+            return [m for _, m in _walk.iter_modules(self)]
         found: list[Module] = []
         self.apply_to_modules(lambda _, m: found.append(m))
         return found
 
     def named_modules(self) -> list[tuple[str, Module]]:
         """``(dotted_path, module)`` for every module, the root as ``""``."""
+        if self._walks_itself():
+            return list(_walk.iter_modules(self))
         found: list[tuple[str, Module]] = []
         self.apply_to_modules(lambda k, m: found.append((k, m)))
         return found
+
+    def _walks_itself(self) -> bool:
+        # apply_to_modules(fn) is then exactly fn on each of iter_modules(self).
+        return _walk.uses_own(self, "apply_to_modules", "is_module")
 
     # ------------------------------------------------------------------
     # Updating
@@ -238,7 +263,7 @@ class Module(dict):
         With ``strict``, every key must exist and an array may only be replaced
         by an array.  Shapes and dtypes are not checked (as in MLX).
         """
-        _update_parameters(self, parameters, strict)
+        _walk.update_parameters(self, parameters, strict)
         return self
 
     def update_modules(self, modules: dict, strict: bool = True) -> Module:
@@ -315,6 +340,13 @@ class Module(dict):
 
         def freeze_one(_: str, module: Module) -> None:
             local = keys
+            if local is None and not strict_here:
+                # With Module's own hooks: the keys directly (_validate_keys(keys,
+                # False) would hand them back as they are).
+                own = _walk.own_parameter_keys(module)
+                if own is not None:
+                    module._no_grad.update(own)
+                    return
             if local is None:
                 local = [
                     k
@@ -322,7 +354,8 @@ class Module(dict):
                         module.filter_and_map(_own_parameter_filter)
                     )
                 ]
-            module._no_grad.update(module._validate_keys(local, strict_here))
+            local = module._validate_keys(local, strict_here)
+            module._no_grad.update(local)
 
         strict_here = strict
         if recurse:
@@ -343,10 +376,14 @@ class Module(dict):
             if keys is None:
                 module._no_grad.clear()
             else:
-                module._no_grad.difference_update(module._validate_keys(keys, strict_here))
+                local = module._validate_keys(keys, strict_here)
+                module._no_grad.difference_update(local)
 
         strict_here = strict
-        if recurse:
+        if recurse and keys is None and self._walks_itself():
+            for _, module in _walk.iter_modules(self):
+                module._no_grad.clear()
+        elif recurse:
             if strict and keys is not None:
                 self._validate_keys_recursive(keys)
                 strict_here = False
@@ -406,21 +443,26 @@ class Module(dict):
         else:
             weights = list(weights)
 
-        seen: set = set()
-        for k, _ in weights:
-            if k in seen:
-                raise ValueError(f"Duplicate weight name {k!r}: each name may appear once.")
-            seen.add(k)
-
+        _check_unique_names(weights)
+        slots = None
         if strict:
-            current = tree_flatten(self.parameters(), destination={})
-            problems = checkpoint.find_problems(current, dict(weights), check_dtype)
+            if _walk.uses_own(self, "parameters", "filter_and_map", "valid_parameter_filter"):
+                current, slots = _walk.flat_parameters(self)
+            else:
+                current = tree_flatten(self.parameters(), destination={})
+            received = dict(weights)
+            problems = checkpoint.find_problems(current, received, check_dtype)
             if problems:
                 message = checkpoint.describe_problems(problems) + source
                 raise checkpoint.MismatchError(message, problems)
 
         if weights:
-            self.update(tree_unflatten(weights), strict=False)
+            if slots is not None and _walk.uses_own(self, "update"):
+                # Exactly where update(tree_unflatten(weights)) would write them.
+                for name, (container, key) in zip(current, slots):
+                    container[key] = received[name]
+            else:
+                self.update(tree_unflatten(weights), strict=False)
         return self
 
     def save_weights(self, file: Union[str, os.PathLike]) -> None:
@@ -453,7 +495,22 @@ def _is_module_leaf(module: Module, key: str, value: Any) -> bool:
 
 
 def _is_leaf_module(module: Module, key: str, value: Any) -> bool:
-    return isinstance(value, Module) and not tree_flatten(value.children())
+    return isinstance(value, Module) and _walk.is_leaf_module(value)
+
+
+def _check_unique_names(weights: list) -> None:
+    # The common case in C; the loop finds the first repeat (or bad pair) in order.
+    try:
+        names = [k for k, _ in weights]
+        if len(set(names)) == len(names):
+            return
+    except Exception:  # noqa: BLE001 - the loop below raises it in its place
+        pass
+    seen: set = set()
+    for k, _ in weights:
+        if k in seen:
+            raise ValueError(f"Duplicate weight name {k!r}: each name may appear once.")
+        seen.add(k)
 
 
 def _own_parameter_filter(module: Module, key: str, value: Any) -> bool:
@@ -504,16 +561,9 @@ def _invalid_type(value: Any) -> ValueError:
     return ValueError(f"Received invalid type: {type(value).__name__}.")
 
 
-# What ``update`` and ``update_modules`` do at one position: True replaces the
-# current value, False descends into it, None leaves it alone.
-def _replaces_parameter(current: Any, value: Any, strict: bool) -> Optional[bool]:
-    if isinstance(current, mx.array):
-        if strict and not isinstance(value, mx.array):
-            raise _invalid_type(value)
-        return True
-    return False
-
-
+# What ``update_modules`` does at one position: True replaces the current
+# value, False descends into it, None leaves it alone.  (``update`` has its
+# own walk, ``_module_walk.update_parameters``.)
 def _replaces_module(current: Any, value: Any, strict: bool) -> Optional[bool]:
     if isinstance(current, Module) and isinstance(value, Module):
         return True
@@ -552,15 +602,14 @@ def _update_tree(dst: Any, new: Any, strict: bool, rule: Callable, noun: str) ->
             _update_tree(current, value, strict, rule, noun)
 
 
-def _update_parameters(dst: Any, new: Any, strict: bool) -> None:
-    _update_tree(dst, new, strict, _replaces_parameter, "parameter")
-
-
 def _update_modules(dst: Any, new: Any, strict: bool) -> None:
     _update_tree(dst, new, strict, _replaces_module, "sub-module")
 
 
 register_module_type(Module)
+
+# The direct walks need Module itself, so they are imported once it exists.
+from . import _module_walk as _walk  # noqa: E402
 
 
 # ----------------------------------------------------------------------
