@@ -407,6 +407,10 @@ def compile(fn: Callable, *, shapeless: bool = False) -> Callable:  # noqa: A001
                 if all_arrays(arrays):
                     raise
         structure, arrays = Structure.build(tree)
+        # Build the matcher now, before tracing: compiling its generated source
+        # is a transient of several MB for big trees, and done here it reuses
+        # memory the trace will need anyway instead of raising the peak later.
+        structure.match(tree, check=False)
         entry = _Compiled(structure, fn, shapeless)
         entries.insert(0, entry)
         del entries[_COMPILE_CACHE_SIZE:]
