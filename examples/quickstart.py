@@ -36,8 +36,9 @@ def load_digits(seed: int, test_fraction: float = 0.2):
 
 
 def batches(x: mx.array, y: mx.array, batch_size: int, rng: np.random.Generator):
+    # Full batches only: one batch shape, so the compiled step is traced once.
     order = mx.array(rng.permutation(x.shape[0]))
-    for start in range(0, x.shape[0], batch_size):
+    for start in range(0, x.shape[0] - batch_size + 1, batch_size):
         ids = order[start : start + batch_size]
         yield x[ids], y[ids]
 
