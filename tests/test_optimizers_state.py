@@ -26,6 +26,7 @@ from test_optimizers import (
 
 import funcnn as nn
 import funcnn.optimizers as fo
+from funcnn.optimizers import _plan
 from funcnn.tree import tree_flatten, tree_map, tree_unflatten
 
 FROZEN = ("layers.0.bias", "scale")
@@ -341,3 +342,39 @@ def test_parameters_named_like_the_scalars_do_not_collide():
     new, state = opt.update(tree_map(mx.ones_like, params), opt.init(params), params)
     assert state["step"].item() == 1 and sorted(state["per_param"]) == ["learning_rate", "step"]
     assert new["step"].tolist() == pytest.approx([1 - 0.1 * 0.1 / 0.001**0.5] * 2, rel=1e-5)
+
+
+def test_update_plans_follow_every_change_of_structure():
+    """``update`` matches arrays by position, worked out once per structure
+    (``funcnn/optimizers/_plan.py``): alternating structures, a gradient that
+    turns into ``None`` and a state reloaded in another order must each give
+    exactly what a fresh optimizer computes."""
+    opt = fo.adam(1e-2)
+    a = {"w": mx.ones((2, 2)), "b": mx.zeros(2)}
+    b = {"layers": [{"weight": mx.ones((3,))}, {}, {"weight": mx.full((2,), 2.0)}]}
+    sa, sb = opt.init(a), opt.init(b)
+    ga = {"w": mx.full((2, 2), 0.5), "b": mx.ones(2)}
+    gb = {"layers": [{"weight": mx.ones((3,))}, {}, {"weight": mx.ones((2,))}]}
+
+    def fresh(grads, state, params):
+        _plan._plans.clear()  # plans are shared by all optimizers: work this one out anew
+        return fo.adam(1e-2).update(grads, state, params)
+
+    for grads, state, params in [(ga, sa, a), (gb, sb, b), (ga, sa, a),
+                                 ({"w": ga["w"], "b": None}, sa, a), (ga, sa, a)]:
+        got, expected = opt.update(grads, state, params), fresh(grads, state, params)
+        assert_equal(got, expected)
+    reordered = tree_unflatten(list(reversed(tree_flatten(sa))))
+    assert_equal(opt.update(ga, reordered, a), fresh(ga, sa, a))
+
+
+def test_a_rule_that_adds_state_entries_is_refused():
+    class Growing(mo.SGD):
+        def apply_single(self, gradient, parameter, state):
+            state["extra"] = gradient
+            return super().apply_single(gradient, parameter, state)
+
+    opt = fo.Optimizer(Growing(learning_rate=0.1, momentum=0.9), "growing", {})
+    params = {"w": mx.ones(2)}
+    with pytest.raises(TypeError, match="added state entries \\['extra'\\] for 'w'"):
+        opt.update({"w": mx.ones(2)}, opt.init(params), params)

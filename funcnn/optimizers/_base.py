@@ -14,7 +14,8 @@ from typing import Any, Optional
 
 import mlx.core as mx
 
-from ..tree import tree_flatten, tree_map_with_path, tree_unflatten
+from ..tree import tree_flatten, tree_unflatten
+from ._plan import plan_for
 
 __all__ = ["Optimizer"]
 
@@ -93,28 +94,8 @@ def _trainable_names(
     return chosen
 
 
-def _group_slots(per_param: Any, known: set[str]) -> dict[str, dict]:
-    """``{param_name: {slot: array}}`` from the nested per-parameter state.
-
-    Works on the state as ``init``/``update`` return it and as
-    ``tree_unflatten(mx.load(...))`` rebuilds it (frozen parameters' empty
-    placeholders gone, dicts in another order): only the dotted names count.
-    """
-    groups: dict[str, dict] = {}
-    for key, value in tree_flatten(per_param):
-        name, dot, slot = key.rpartition(".")
-        if not dot or name not in known:
-            raise ValueError(
-                f"The optimizer state has an entry {PER_PARAM + '.' + key!r} for a "
-                "parameter that params does not have; was the state made by init() "
-                "for these params?"
-            )
-        groups.setdefault(name, {})[slot] = value
-    return groups
-
-
 def _nest_slots(order: list[str], slots: dict[str, dict]) -> Any:
-    """Nested per-parameter state (the inverse of ``_group_slots``).
+    """Nested per-parameter state: ``slots[name][slot]`` under ``"name.slot"``.
 
     Parameters in ``order`` and slots by name, whatever order the state came
     in (``mx.load`` returns its own): ``update`` always returns one layout.
@@ -304,19 +285,11 @@ class Optimizer:
                 f"without a {STEP!r} entry."
             )
         tree = _param_tree(params)
-        named = _named_arrays(tree)
-        names = [k for k, _ in named]
-        known = set(names)
-        slots = _group_slots(state.get(PER_PARAM, {}), known)
-
-        gradients: dict[str, mx.array] = {}
-        for k, g in tree_flatten(grads):
-            if g is None:
-                continue
-            if k not in known:
-                raise ValueError(f"Got a gradient for {k!r}, which is not a parameter.")
-            if k in slots:
-                gradients[k] = g
+        plan, p_leaves, g_leaves, s_leaves, p_spec = plan_for(
+            tree, grads, state.get(PER_PARAM, {}), _nest_slots
+        )
+        names = plan.names
+        gradients = {names[pi]: g_leaves[gi] for pi, gi in plan.with_grad}
         for _, transform in self._grad_transforms:  # outermost wrapper first
             gradients = transform(gradients)
 
@@ -324,13 +297,18 @@ class Optimizer:
         hyper = self._hyper(step, state)
         new_step = step + 1
         rule = self._bound_rule({STEP: new_step, **hyper})
-        new_values: dict[str, mx.array] = {}
-        new_slots = dict(slots)
-        for k, x in named:
-            if k in gradients:
-                slot = dict(slots[k])  # apply_single writes into it; never the caller's dict
-                new_values[k] = rule.apply_single(gradients[k], x, slot)
-                new_slots[k] = slot
-
-        new_tree = tree_map_with_path(lambda k, x: new_values.get(k, x), tree)
-        return new_tree, {STEP: new_step, **hyper, PER_PARAM: _nest_slots(names, new_slots)}
+        new_params = list(p_leaves)
+        new_slots = list(s_leaves)
+        for pi, positions in plan.work:
+            slot = {s: s_leaves[j] for s, j in positions}  # apply_single writes into it
+            new_params[pi] = rule.apply_single(gradients[names[pi]], p_leaves[pi], slot)
+            if len(slot) != len(positions):
+                raise TypeError(
+                    f"{type(self.rule).__name__}.apply_single added state entries "
+                    f"{sorted(set(slot) - {s for s, _ in positions})} for {names[pi]!r}; "
+                    "funcnn needs every entry created by init_single."
+                )
+            for s, j in positions:
+                new_slots[j] = slot[s]
+        per_param = plan.out_spec.unflatten([new_slots[j] for j in plan.out_order])
+        return p_spec.unflatten(new_params), {STEP: new_step, **hyper, PER_PARAM: per_param}
