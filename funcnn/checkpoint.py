@@ -47,7 +47,6 @@ from dataclasses import dataclass
 from typing import IO, Any, Optional, Union
 
 import mlx.core as mx
-import numpy as np
 
 from .tree import tree_flatten, tree_map_with_path, tree_unflatten
 
@@ -398,6 +397,8 @@ def _check_npz(path: str) -> None:
 
 
 def _check_npy_header(path: str, member: zipfile.ZipInfo, f: IO[bytes]) -> None:
+    import numpy as np  # only .npz headers need it; importing it would double funcnn's import time
+
     name = member.filename
     try:
         version = np.lib.format.read_magic(f)

@@ -72,6 +72,14 @@ def test_readme_saving_snippet_runs(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.safetensors", "model.npz"]
 
 
+def test_import_stays_light():
+    # numpy is only needed to read .npz headers (funcnn.checkpoint imports it then):
+    # at import it would cost more than the rest of funcnn together.
+    code = "import sys, funcnn; print('numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_library_never_imports_mlx_nn():
     code = "import sys, funcnn, funcnn.functional; print('mlx.nn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
