@@ -136,7 +136,7 @@ def w4(repeats: int) -> None:
     import funcnn.optimizers as fopt
     import funcnn.transforms as T
     from funcnn import losses
-    from funcnn._structure import Structure
+    from funcnn.transforms._structure import Structure
     from funcnn.tree import tree_map_with_path
 
     spec = W.CHAIN

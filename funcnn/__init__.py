@@ -1,7 +1,12 @@
 """funcnn: neural networks for MLX, functional at the core, familiar on the surface.
 
-``import funcnn as nn`` stands in for ``import mlx.nn as nn``; every layer is
-also a pure ``(init, apply)`` pair in :mod:`funcnn.functional`.
+``import funcnn as nn`` stands in for ``import mlx.nn as nn``: the layer
+classes (:mod:`funcnn.layers`, one module per MLX family), :class:`Module`,
+the activation functions, :mod:`funcnn.init`, :mod:`funcnn.losses` and
+:mod:`funcnn.utils`, under :mod:`mlx.nn`'s names.  Every layer is also a pure
+``(init, apply)`` pair in :mod:`funcnn.functional`; beyond :mod:`mlx.nn` are
+:mod:`funcnn.transforms`, :mod:`funcnn.tree`, checkpoints (:func:`save`,
+:func:`load`) and :func:`summary`.
 
 Example:
     >>> import mlx.core as mx
@@ -19,66 +24,67 @@ from . import _blas
 
 _blas.preload()
 
-from . import functional, losses, transforms, tree
-from ._blas import blas_info
-from ._functional_call import functional_call
-from .checkpoint import load, save
-from .functional.activations import gelu, gelu_approx, gelu_fast_approx, relu, silu
-from .layers import (
-    GELU,
-    Conv1d,
-    Conv2d,
-    Embedding,
-    GroupNorm,
-    LayerNorm,
-    Linear,
-    MultiHeadAttention,
-    ReLU,
-    RMSNorm,
-    RoPE,
-    Sequential,
-    SiLU,
+from . import functional, init, layers, losses, transforms, tree, utils  # noqa: E402
+from ._blas import blas_info  # noqa: E402
+from .checkpoint import load, save  # noqa: E402
+from .layers import *  # noqa: E402, F403
+from .layers import (  # noqa: E402, F401 - the family modules, as mlx.nn exposes them
+    FAMILY_NAMES as _FAMILY_NAMES,
+    activations,
+    base,
+    containers,
+    convolution,
+    convolution_transpose,
+    distributed,
+    dropout,
+    embedding,
+    linear,
+    normalization,
+    pooling,
+    positional_encoding,
+    quantized,
+    recurrent,
+    transformer,
+    upsample,
 )
-from .module import Module, value_and_grad
-from .summary import ModelSummary, summary
-from .tree import tree_flatten, tree_map, tree_map_with_path, tree_reduce, tree_unflatten
+from .summary import ModelSummary, summary  # noqa: E402
+from .transforms import functional_call  # noqa: E402
+from .tree import (  # noqa: E402
+    tree_flatten,
+    tree_map,
+    tree_map_with_path,
+    tree_reduce,
+    tree_unflatten,
+)
+from .utils import average_gradients, value_and_grad  # noqa: E402
 
 __version__ = "0.1.0"
 
+# What mlx.nn exports (its layers, Module, the utilities it re-exports and its
+# submodules), then what funcnn adds.
 __all__ = [
-    "blas_info",
-    "Module",
+    *layers.__all__,
     "value_and_grad",
-    "functional_call",
-    "save",
-    "load",
-    "summary",
-    "ModelSummary",
-    "transforms",
-    "Linear",
-    "Embedding",
-    "Conv1d",
-    "Conv2d",
-    "LayerNorm",
-    "RMSNorm",
-    "GroupNorm",
-    "RoPE",
-    "MultiHeadAttention",
-    "Sequential",
-    "ReLU",
-    "GELU",
-    "SiLU",
-    "relu",
-    "silu",
-    "gelu",
-    "gelu_approx",
-    "gelu_fast_approx",
-    "functional",
+    "average_gradients",
+    "init",
     "losses",
+    "utils",
+    "layers",
+    *_FAMILY_NAMES,
+    "base",
+    # funcnn's own
+    "functional",
+    "transforms",
+    "functional_call",
     "tree",
     "tree_flatten",
     "tree_unflatten",
     "tree_map",
     "tree_map_with_path",
     "tree_reduce",
+    "save",
+    "load",
+    "summary",
+    "ModelSummary",
+    "blas_info",
 ]

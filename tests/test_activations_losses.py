@@ -171,7 +171,10 @@ def test_activation_layers_use_the_functions():
     for name, pair in pairs.items():
         assert pair.init() == {}
         assert_identical(pair.apply({}, x), getattr(mlx.nn, name)(x))
-    assert F.activation_layers.gelu_function("precise") is funcnn.gelu_approx
+    for approx, fn in [("none", "gelu"), ("precise", "gelu_approx"), ("tanh", "gelu_approx"),
+                       ("fast", "gelu_fast_approx"), ("bogus", "gelu_fast_approx")]:
+        # mlx.nn.GELU's choice at call time (anything unknown is the fast one)
+        assert_identical(F.activations.gelu_apply({}, x, approx=approx), getattr(funcnn, fn)(x))
 
 
 # --- losses ------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from _compare import describe, doc_model, keys_of, mlp3, module_paths, outcome, 
 
 
 def test_library_never_imports_mlx_nn():
-    code = "import sys, funcnn, funcnn.module, funcnn.layers; print('mlx.nn' in sys.modules)"
+    code = "import sys, funcnn, funcnn.layers.base, funcnn.layers; print('mlx.nn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

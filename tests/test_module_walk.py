@@ -1,4 +1,4 @@
-"""Differential tests of the direct tree walks (``funcnn/_module_walk.py``) at their edges.
+"""Differential tests of the direct tree walks (``funcnn/layers/_walk.py``) at their edges.
 
 ``funcnn.Module`` answers ``parameters()``, ``trainable_parameters()``,
 ``children()``, ``leaf_modules()``, ``apply_to_modules`` (``modules``,

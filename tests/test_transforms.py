@@ -147,7 +147,7 @@ def test_nested_transforms_second_order_and_exports():
     assert second.tolist() == [6.0, -12.0]  # d/dx sum(3 x^2)
     hvp = T.jvp(T.grad(lambda p: (p["w"] ** 3).sum()), ({"w": x},), ({"w": mx.ones(2)},))[1]
     assert hvp["w"].tolist() == [6.0, -12.0]
-    assert nn.value_and_grad is nn.module.value_and_grad  # the mlx.nn-compatible one
+    assert nn.value_and_grad is nn.utils.value_and_grad  # the mlx.nn-compatible one
     assert nn.transforms is T and nn.functional_call is T.functional_call
     assert {"transforms", "functional_call"} <= set(nn.__all__)
 

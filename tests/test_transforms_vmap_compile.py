@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import funcnn as nn
 import funcnn.functional as F
 import funcnn.transforms as T
-from funcnn._structure import Structure
+from funcnn.transforms._structure import Structure
 from funcnn.tree import tree_flatten, tree_leaves, tree_map, tree_stack, tree_unstack
 
 

@@ -1,7 +1,13 @@
-"""Activations as parameter-less pairs, for :func:`funcnn.functional.sequential`."""
+"""The activation layers as parameter-less pairs, for :func:`funcnn.functional.sequential`.
+
+The math is in :mod:`funcnn.functional.activations` (the array functions,
+named as in :mod:`mlx.nn`); the pair factories here are named after the layer
+classes (``ReLU`` -> ``relu()``), so they live in a module of their own.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import mlx.core as mx
@@ -9,7 +15,7 @@ import mlx.core as mx
 from . import activations as act
 from ._pair import Pair, no_params, pair_factory
 
-__all__ = ["relu", "silu", "gelu", "gelu_function"]
+__all__ = ["relu", "silu", "gelu"]
 
 
 def _activation(fn: Callable[[mx.array], mx.array], name: str) -> Pair:
@@ -31,17 +37,12 @@ def silu() -> Pair:
     return _activation(act.silu, "silu")
 
 
-def gelu_function(approx: str = "none") -> Callable[[mx.array], mx.array]:
-    """The GELU variant named by ``approx``: ``"none"``, ``"precise"``/``"tanh"`` or ``"fast"``."""
-    allowed = list(act.GELU_APPROXIMATIONS)
-    if approx not in allowed:
-        raise ValueError(f"The approximation should be in {allowed} but '{approx}' was given")
-    return act.GELU_APPROXIMATIONS[approx]
+_GELU_APPROXIMATIONS = ["none", "precise", "tanh", "fast"]
 
 
 @pair_factory
 def gelu(approx: str = "none") -> Pair:
-    """GELU as a pair (as :class:`mlx.nn.GELU`); see :func:`gelu_function` for ``approx``.
+    """GELU as a pair (as :class:`mlx.nn.GELU`); ``apply`` is :func:`~funcnn.functional.activations.gelu_apply`.
 
     Example:
         >>> import mlx.core as mx
@@ -49,4 +50,8 @@ def gelu(approx: str = "none") -> Pair:
         >>> F.gelu("tanh").apply({}, mx.array([0.0])).tolist()
         [0.0]
     """
-    return _activation(gelu_function(approx), "gelu")
+    if approx not in _GELU_APPROXIMATIONS:
+        raise ValueError(
+            f"The approximation should be in {_GELU_APPROXIMATIONS} but '{approx}' was given"
+        )
+    return Pair(no_params, functools.partial(act.gelu_apply, approx=approx), "gelu")

@@ -1,4 +1,10 @@
-"""Activation functions on arrays (re-exported as ``funcnn.relu`` etc., as in ``mlx.nn``).
+"""Activation functions on arrays (MLX's ``layers/activations.py``).
+
+They are re-exported where :mod:`mlx.nn` has them (``funcnn.relu``,
+``funcnn.layers.activations.relu``); the pair factories of the activation
+layers (``F.relu()``, ``F.gelu(approx)``, ...) are in
+:mod:`funcnn.functional.activation_layers`, because a pair factory and an
+array function cannot share a name in one module.
 
 Like MLX's, they are compiled with ``shapeless=True``: the element-wise
 chain fuses into one kernel, Python scalars are accepted (``relu(3.0)``),
@@ -12,7 +18,7 @@ from functools import partial
 
 import mlx.core as mx
 
-__all__ = ["relu", "silu", "gelu", "gelu_approx", "gelu_fast_approx", "GELU_APPROXIMATIONS"]
+__all__ = ["relu", "silu", "gelu", "gelu_approx", "gelu_fast_approx", "gelu_apply"]
 
 _compiled = partial(mx.compile, shapeless=True)
 
@@ -57,9 +63,20 @@ def gelu_fast_approx(x: mx.array) -> mx.array:
     return x * mx.sigmoid(1.702 * x)
 
 
-GELU_APPROXIMATIONS = {
-    "none": gelu,
-    "precise": gelu_approx,
-    "tanh": gelu_approx,
-    "fast": gelu_fast_approx,
-}
+def gelu_apply(params: dict, x: mx.array, *, approx: str = "none") -> mx.array:
+    """The GELU variant :class:`mlx.nn.GELU` picks for ``approx`` (read at every call).
+
+    ``"none"``: :func:`gelu`; ``"precise"`` or ``"tanh"``: :func:`gelu_approx`;
+    anything else: :func:`gelu_fast_approx`, as in MLX (the layer's
+    constructor is where ``approx`` is checked).
+
+    Example:
+        >>> import mlx.core as mx
+        >>> gelu_apply({}, mx.array([0.0, 1.0]), approx="tanh").tolist()
+        [0.0, 0.8411920070648193]
+    """
+    if approx == "none":
+        return gelu(x)
+    if approx in ("precise", "tanh"):
+        return gelu_approx(x)
+    return gelu_fast_approx(x)

@@ -1,18 +1,68 @@
-"""Convolutions over channels-last inputs: ``conv1d`` (NLC) and ``conv2d`` (NHWC)."""
+"""Convolutions over channels-last inputs (MLX's ``layers/convolution.py``).
+
+``conv1d`` (NLC) and ``conv2d`` (NHWC); the math is :func:`conv1d_apply` and
+:func:`conv2d_apply`, whose settings are the attributes :mod:`mlx.nn` reads on
+every call (``stride``, ``padding``, ``dilation``, ``groups``).
+"""
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable
-from typing import Any, Union
+from typing import Union
 
 import mlx.core as mx
 
 from ._pair import Key, Pair, pair_factory
 
-__all__ = ["conv1d", "conv2d"]
+__all__ = ["conv1d", "conv2d", "conv1d_apply", "conv2d_apply"]
 
-IntOrPair = Union[int, tuple]
+IntOrTuple = Union[int, tuple]
+
+
+def _with_bias(params: dict, y: mx.array) -> mx.array:
+    return y + params["bias"] if "bias" in params else y
+
+
+def conv1d_apply(
+    params: dict,
+    x: mx.array,
+    *,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    groups: int = 1,
+) -> mx.array:
+    """``mx.conv1d(x, weight, ...) + bias`` over ``(N, L, C_in)`` inputs.
+
+    Example:
+        >>> import mlx.core as mx
+        >>> import funcnn.functional as F
+        >>> F.conv1d_apply({"weight": mx.ones((1, 3, 2))}, mx.ones((1, 5, 2)), padding=1).shape
+        (1, 5, 1)
+    """
+    return _with_bias(params, mx.conv1d(x, params["weight"], stride, padding, dilation, groups))
+
+
+def conv2d_apply(
+    params: dict,
+    x: mx.array,
+    *,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+) -> mx.array:
+    """``mx.conv2d(x, weight, ...) + bias`` over ``(N, H, W, C_in)`` inputs.
+
+    Example:
+        >>> import mlx.core as mx
+        >>> import funcnn.functional as F
+        >>> w = mx.ones((4, 3, 3, 2))
+        >>> F.conv2d_apply({"weight": w}, mx.ones((1, 8, 8, 2)), stride=2).shape
+        (1, 3, 3, 4)
+    """
+    return _with_bias(params, mx.conv2d(x, params["weight"], stride, padding, dilation, groups))
 
 
 def _check_groups(in_channels: int, groups: int) -> None:
@@ -23,19 +73,9 @@ def _check_groups(in_channels: int, groups: int) -> None:
         )
 
 
-def _conv_pair(
-    name: str,
-    conv: Callable,
-    weight_shape: tuple,
-    bias: bool,
-    stride: Any,
-    padding: Any,
-    dilation: Any,
-    groups: int,
-) -> Pair:
-    """A convolution pair; ``weight_shape`` is ``(out, *kernel, in/groups)``."""
-    fan_in = math.prod(weight_shape[1:])
-    scale = math.sqrt(1 / fan_in)
+def _conv_init(weight_shape: tuple, bias: bool):
+    """``init`` of a convolution: ``weight`` ``(out, *kernel, in/groups)`` uniform, ``bias`` zeros."""
+    scale = math.sqrt(1 / math.prod(weight_shape[1:]))
 
     def init(key: Key = None) -> dict:
         params = {"weight": mx.random.uniform(low=-scale, high=scale, shape=weight_shape, key=key)}
@@ -43,13 +83,7 @@ def _conv_pair(
             params["bias"] = mx.zeros((weight_shape[0],))
         return params
 
-    def apply(params: dict, x: mx.array) -> mx.array:
-        y = conv(x, params["weight"], stride, padding, dilation, groups)
-        if "bias" in params:
-            y = y + params["bias"]
-        return y
-
-    return Pair(init, apply, name)
+    return init
 
 
 @pair_factory
@@ -76,22 +110,26 @@ def conv1d(
         (2, 10, 6)
     """
     _check_groups(in_channels, groups)
-    shape = (out_channels, kernel_size, in_channels // groups)
-    return _conv_pair("conv1d", mx.conv1d, shape, bias, stride, padding, dilation, groups)
+    init = _conv_init((out_channels, kernel_size, in_channels // groups), bias)
+    apply = functools.partial(
+        conv1d_apply, stride=stride, padding=padding, dilation=dilation, groups=groups
+    )
+    return Pair(init, apply, "conv1d")
 
 
-def _pair_of(x: IntOrPair) -> tuple:
-    return (x, x) if isinstance(x, int) else x
+def as_tuple(x: IntOrTuple, n: int) -> tuple:
+    """``x`` repeated ``n`` times if it is an int (MLX's expansion of kernel/stride/padding)."""
+    return (x,) * n if isinstance(x, int) else x
 
 
 @pair_factory
 def conv2d(
     in_channels: int,
     out_channels: int,
-    kernel_size: IntOrPair,
-    stride: IntOrPair = 1,
-    padding: IntOrPair = 0,
-    dilation: IntOrPair = 1,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
     groups: int = 1,
     bias: bool = True,
 ) -> Pair:
@@ -108,6 +146,9 @@ def conv2d(
         (1, 4, 4, 8)
     """
     _check_groups(in_channels, groups)
-    kernel_size, stride, padding = map(_pair_of, (kernel_size, stride, padding))
-    shape = (out_channels, *kernel_size, in_channels // groups)
-    return _conv_pair("conv2d", mx.conv2d, shape, bias, stride, padding, dilation, groups)
+    kernel_size, stride, padding = (as_tuple(v, 2) for v in (kernel_size, stride, padding))
+    init = _conv_init((out_channels, *kernel_size, in_channels // groups), bias)
+    apply = functools.partial(
+        conv2d_apply, stride=stride, padding=padding, dilation=dilation, groups=groups
+    )
+    return Pair(init, apply, "conv2d")

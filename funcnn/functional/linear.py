@@ -1,4 +1,4 @@
-"""Dense layers: ``linear`` and ``embedding``."""
+"""Dense layers (MLX's ``layers/linear.py``): ``linear``."""
 
 from __future__ import annotations
 
@@ -8,11 +8,18 @@ import mlx.core as mx
 
 from ._pair import Key, Pair, pair_factory, split_key
 
-__all__ = ["linear", "embedding", "linear_apply"]
+__all__ = ["linear", "linear_apply"]
 
 
 def linear_apply(params: dict, x: mx.array) -> mx.array:
-    """``x @ weight.T + bias``; the bias is used when ``params`` has one."""
+    """``x @ weight.T + bias``; the bias is used when ``params`` has one.
+
+    Example:
+        >>> import mlx.core as mx
+        >>> import funcnn.functional as F
+        >>> F.linear_apply({"weight": mx.ones((2, 3))}, mx.ones(3)).tolist()
+        [3.0, 3.0]
+    """
     if "bias" in params:
         return mx.addmm(params["bias"], x, params["weight"].T)
     return x @ params["weight"].T
@@ -24,6 +31,7 @@ def linear(input_dims: int, output_dims: int, bias: bool = True) -> Pair:
 
     Parameters: ``weight`` ``(output_dims, input_dims)`` and ``bias``
     ``(output_dims,)``, both uniform on ``[-k, k]`` with ``k = 1/sqrt(input_dims)``.
+    ``apply`` is :func:`linear_apply`.
 
     Example:
         >>> import mlx.core as mx
@@ -49,34 +57,3 @@ def linear(input_dims: int, output_dims: int, bias: bool = True) -> Pair:
         return params
 
     return Pair(init, linear_apply, "linear")
-
-
-def _embedding_apply(params: dict, x: mx.array) -> mx.array:
-    return params["weight"][x]
-
-
-@pair_factory
-def embedding(num_embeddings: int, dims: int) -> Pair:
-    """A lookup table of ``num_embeddings`` vectors of size ``dims`` (as :class:`mlx.nn.Embedding`).
-
-    ``weight`` ``(num_embeddings, dims)`` is normal with standard deviation
-    ``1/sqrt(dims)``; ``apply(params, ids)`` has shape ``ids.shape + (dims,)``.
-
-    Example:
-        >>> import mlx.core as mx
-        >>> import funcnn.functional as F
-        >>> emb = F.embedding(10, 4)
-        >>> emb.apply(emb.init(mx.random.key(0)), mx.array([[1, 2]])).shape
-        (1, 2, 4)
-    """
-    scale = math.sqrt(1 / dims)
-
-    def init(key: Key = None) -> dict:
-        return {"weight": mx.random.normal(shape=(num_embeddings, dims), scale=scale, key=key)}
-
-    return Pair(init, _embedding_apply, "embedding")
-
-
-def embedding_as_linear(params: dict, x: mx.array) -> mx.array:
-    """Use an embedding table as an output projection (``x @ weight.T``), for tied weights."""
-    return x @ params["weight"].T

@@ -1,26 +1,24 @@
-"""Multi-head attention: ``multi_head_attention`` and its building blocks."""
+"""Attention (MLX's ``layers/transformer.py``): ``multi_head_attention`` and its math.
+
+:func:`attend` is the attention itself, shared by the pure pair (which composes
+four :func:`~funcnn.functional.linear` pairs) and the facade class (which calls
+its four ``Linear`` children, so that a swapped child is the one that runs).
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import mlx.core as mx
 
 from ._pair import Key, Pair, pair_factory, split_key
-from .linear import linear, linear_apply
+from .linear import linear
 
 __all__ = ["multi_head_attention", "attend", "create_additive_causal_mask"]
 
 Mask = Optional[Union[mx.array, str]]
 _PROJECTIONS = ("query_proj", "key_proj", "value_proj", "out_proj")
-
-
-def _project(layer: Any, x: mx.array) -> mx.array:
-    # A facade passes its sub-modules (callable), so that a projection the user
-    # swapped with ``update_modules`` (a LoRA or quantized layer, say) is used;
-    # pure code passes plain parameter dicts.
-    return layer(x) if callable(layer) else linear_apply(layer, x)
 
 
 def attend(
@@ -30,6 +28,13 @@ def attend(
 
     ``mask`` may be an additive float array, a boolean array (``True`` keeps
     a position) or ``"causal"``.  Returns ``(B, L, value_dims)``.
+
+    Example:
+        >>> import mlx.core as mx
+        >>> import funcnn.functional as F
+        >>> x = mx.ones((1, 5, 8))
+        >>> F.attend(x, x, x, num_heads=2, mask="causal").shape
+        (1, 5, 8)
     """
     queries = mx.unflatten(queries, -1, (num_heads, -1)).transpose(0, 2, 1, 3)
     keys = mx.unflatten(keys, -1, (num_heads, -1)).transpose(0, 2, 1, 3)
@@ -85,23 +90,31 @@ def multi_head_attention(
         keys = split_key(key, len(layers))
         return {name: layer.init(k) for name, layer, k in zip(_PROJECTIONS, layers, keys)}
 
+    query_proj, key_proj, value_proj, out_proj = layers
+
     def apply(
         params: dict, queries: mx.array, keys: mx.array, values: mx.array, mask: Mask = None
     ) -> mx.array:
         out = attend(
-            _project(params["query_proj"], queries),
-            _project(params["key_proj"], keys),
-            _project(params["value_proj"], values),
+            query_proj.apply(params["query_proj"], queries),
+            key_proj.apply(params["key_proj"], keys),
+            value_proj.apply(params["value_proj"], values),
             num_heads,
             mask,
         )
-        return _project(params["out_proj"], out)
+        return out_proj.apply(params["out_proj"], out)
 
     return Pair(init, apply, "multi_head_attention")
 
 
 def create_additive_causal_mask(N: int, dtype: mx.Dtype = mx.float32) -> mx.array:
-    """An ``(N, N)`` mask with the dtype's lowest value above the diagonal, ``-0.0`` elsewhere."""
+    """An ``(N, N)`` mask with the dtype's lowest value above the diagonal, ``-0.0`` elsewhere.
+
+    Example:
+        >>> import funcnn.functional as F
+        >>> (F.create_additive_causal_mask(3) < 0).tolist()[0]
+        [False, True, True]
+    """
     indices = mx.arange(N)
     mask = indices[:, None] < indices[None]
     return mask.astype(dtype) * mx.finfo(dtype).min

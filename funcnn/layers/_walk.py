@@ -10,9 +10,12 @@ the same errors.
 
 A module takes these paths only while it keeps Module's own hooks (the
 methods mlx.nn looks up on it during the walk), checked on its class and on
-the instance at every call; nothing is cached.  Otherwise the
-generic code in :mod:`funcnn.module`, which follows mlx.nn line by line, runs
-for that module.  Imported by :mod:`funcnn.module` once ``Module`` exists.
+the instance at every call; nothing is cached.  Otherwise the generic code
+(``_unwrap`` here, and :mod:`funcnn.layers.base`, which follows mlx.nn line by
+line) runs for that module.
+
+:mod:`funcnn.layers.base` imports this file and, once ``Module`` exists, hands
+the class over with :func:`bind`; this file imports nothing of the facade.
 """
 
 from __future__ import annotations
@@ -22,29 +25,85 @@ from typing import Any, Optional
 
 import mlx.core as mx
 
-from .module import Module, _identity, _invalid_type, _not_container, _unwrap
-from .tree import tree_flatten
+from ..tree import tree_flatten
 
 A = mx.array
 
-# The hooks as Module defines them; a class or instance with another one
-# (or Module itself, patched) takes the generic path.
-ORIGINAL = {
-    name: getattr(Module, name)
-    for name in (
-        "items", "children", "filter_and_map", "valid_child_filter",
-        "valid_parameter_filter", "trainable_parameter_filter", "is_module",
-        "_validate_keys", "apply_to_modules", "parameters", "update",
-        "__getitem__", "__setitem__", "__contains__",
-    )
-}
-_CHILDREN = ORIGINAL["children"]
-_FILTER_AND_MAP = ORIGINAL["filter_and_map"]
-_VALID_CHILD = ORIGINAL["valid_child_filter"]
-_VALID_PARAM = ORIGINAL["valid_parameter_filter"]
-_VALIDATE_KEYS = ORIGINAL["_validate_keys"]
+# Set by bind(): the Module class, and its hooks as Module defines them (a
+# class or instance with another one, or Module itself patched, takes the
+# generic path).
+Module: Any = None
+ORIGINAL: dict = {}
+_HOOKS = (
+    "items", "children", "filter_and_map", "valid_child_filter",
+    "valid_parameter_filter", "trainable_parameter_filter", "is_module",
+    "_validate_keys", "apply_to_modules", "parameters", "update",
+    "__getitem__", "__setitem__", "__contains__",
+)
+_CHILDREN = _FILTER_AND_MAP = _VALID_CHILD = _VALID_PARAM = _VALIDATE_KEYS = None
 _DICT_ITEMS = dict.items
 _ITEM_METHODS = ("items", "__getitem__", "__setitem__", "__contains__")
+
+
+def bind(module_class: type) -> None:
+    """Give the walks the Module class (called once, by :mod:`funcnn.layers.base`)."""
+    global Module, _CHILDREN, _FILTER_AND_MAP, _VALID_CHILD, _VALID_PARAM, _VALIDATE_KEYS
+    Module = module_class
+    ORIGINAL.update((name, getattr(module_class, name)) for name in _HOOKS)
+    _CHILDREN = ORIGINAL["children"]
+    _FILTER_AND_MAP = ORIGINAL["filter_and_map"]
+    _VALID_CHILD = ORIGINAL["valid_child_filter"]
+    _VALID_PARAM = ORIGINAL["valid_parameter_filter"]
+    _VALIDATE_KEYS = ORIGINAL["_validate_keys"]
+
+
+# ----------------------------------------------------------------------
+# mlx.nn's generic walk (filter_and_map's recursion) and shared pieces
+# ----------------------------------------------------------------------
+
+
+def identity(x: Any) -> Any:
+    return x
+
+
+def not_container(module: Any, key: str, value: Any) -> bool:
+    return not isinstance(value, (Module, dict, list))
+
+
+def invalid_type(value: Any) -> ValueError:
+    return ValueError(f"Received invalid type: {type(value).__name__}.")
+
+def unwrap(owner, key, value, filter_fn, map_fn, is_leaf_fn):
+    """mlx.nn's ``_unwrap``: one entry of ``filter_and_map``, statement for statement."""
+    if is_leaf_fn(owner, key, value):
+        return map_fn(value)
+    if isinstance(value, Module):
+        return {
+            k: unwrap(value, k, v, filter_fn, map_fn, is_leaf_fn)
+            for k, v in value.items()
+            if filter_fn(value, k, v)
+        }
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            sub = f"{key}.{k}"
+            out[k] = (
+                unwrap(owner, sub, v, filter_fn, map_fn, is_leaf_fn)
+                if filter_fn(owner, sub, v)
+                else {}
+            )
+        return out
+    if isinstance(value, list):
+        out_list = []
+        for i, v in enumerate(value):
+            sub = f"{key}.{i}"
+            out_list.append(
+                unwrap(owner, sub, v, filter_fn, map_fn, is_leaf_fn)
+                if filter_fn(owner, sub, v)
+                else {}
+            )
+        return out_list
+    raise RuntimeError("Unexpected leaf found while traversing the module")
 
 
 def uses_own(module: Any, *names: str) -> bool:
@@ -171,7 +230,7 @@ def _generic_parameters(module: Module, trainable: bool) -> dict:
     name = "trainable_parameter_filter" if trainable else "valid_parameter_filter"
     filter_fn = ORIGINAL[name]
     return {
-        k: _unwrap(module, k, v, filter_fn, _identity, _not_container)
+        k: unwrap(module, k, v, filter_fn, identity, not_container)
         for k, v in module.items()
         if filter_fn(module, k, v)
     }
@@ -391,7 +450,7 @@ def update_parameters(dst: Any, new: Any, strict: bool) -> None:
                     not isinstance(current, Module) and isinstance(current, A)
                 ):
                     if strict and type(value) is not A and not isinstance(value, A):
-                        raise _invalid_type(value)
+                        raise invalid_type(value)
                     dst[k] = value
                 else:
                     update_parameters(current, value, strict)
@@ -411,12 +470,12 @@ def update_parameters(dst: Any, new: Any, strict: bool) -> None:
                 not isinstance(current, Module) and isinstance(current, A)
             ):
                 if strict and type(value) is not A and not isinstance(value, A):
-                    raise _invalid_type(value)
+                    raise invalid_type(value)
                 dst[i] = value
             else:
                 update_parameters(current, value, strict)
     elif strict:
-        raise _invalid_type(new)
+        raise invalid_type(new)
 
 
 class _Flattener:

@@ -19,7 +19,6 @@ documented contract and does better:
 
 from __future__ import annotations
 
-import functools
 import os
 import textwrap
 from collections.abc import Callable, Iterable
@@ -27,10 +26,15 @@ from typing import Any, Optional, Union
 
 import mlx.core as mx
 
-from . import checkpoint
-from .tree import register_module_type, tree_flatten, tree_unflatten
+from .. import checkpoint
+from ..tree import register_module_type, tree_flatten, tree_unflatten
+from . import _walk
+from ._walk import identity as _identity
+from ._walk import invalid_type as _invalid_type
+from ._walk import not_container as _not_container
+from ._walk import unwrap as _unwrap
 
-__all__ = ["Module", "value_and_grad"]
+__all__ = ["Module"]
 
 Keys = Optional[Union[str, Iterable[str]]]
 
@@ -181,7 +185,7 @@ class Module(dict):
             if filter_fn(self, k, v)
         }
 
-    # Each operation below takes a direct walk (funcnn/_module_walk.py) while
+    # Each operation below takes a direct walk (funcnn/layers/_walk.py) while
     # the module keeps Module's own hooks, else mlx.nn's generic one.
 
     def parameters(self) -> dict:
@@ -482,14 +486,6 @@ class Module(dict):
 # ----------------------------------------------------------------------
 
 
-def _identity(x: Any) -> Any:
-    return x
-
-
-def _not_container(module: Module, key: str, value: Any) -> bool:
-    return not isinstance(value, (Module, dict, list))
-
-
 def _is_module_leaf(module: Module, key: str, value: Any) -> bool:
     return isinstance(value, Module)
 
@@ -525,45 +521,9 @@ def _as_key_list(keys: Keys) -> list:
     return list(keys)
 
 
-def _unwrap(owner, key, value, filter_fn, map_fn, is_leaf_fn):
-    if is_leaf_fn(owner, key, value):
-        return map_fn(value)
-    if isinstance(value, Module):
-        return {
-            k: _unwrap(value, k, v, filter_fn, map_fn, is_leaf_fn)
-            for k, v in value.items()
-            if filter_fn(value, k, v)
-        }
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            sub = f"{key}.{k}"
-            out[k] = (
-                _unwrap(owner, sub, v, filter_fn, map_fn, is_leaf_fn)
-                if filter_fn(owner, sub, v)
-                else {}
-            )
-        return out
-    if isinstance(value, list):
-        out_list = []
-        for i, v in enumerate(value):
-            sub = f"{key}.{i}"
-            out_list.append(
-                _unwrap(owner, sub, v, filter_fn, map_fn, is_leaf_fn)
-                if filter_fn(owner, sub, v)
-                else {}
-            )
-        return out_list
-    raise RuntimeError("Unexpected leaf found while traversing the module")
-
-
-def _invalid_type(value: Any) -> ValueError:
-    return ValueError(f"Received invalid type: {type(value).__name__}.")
-
-
 # What ``update_modules`` does at one position: True replaces the current
 # value, False descends into it, None leaves it alone.  (``update`` has its
-# own walk, ``_module_walk.update_parameters``.)
+# own walk, ``_walk.update_parameters``.)
 def _replaces_module(current: Any, value: Any, strict: bool) -> Optional[bool]:
     if isinstance(current, Module) and isinstance(value, Module):
         return True
@@ -607,42 +567,4 @@ def _update_modules(dst: Any, new: Any, strict: bool) -> None:
 
 
 register_module_type(Module)
-
-# The direct walks need Module itself, so they are imported once it exists.
-from . import _module_walk as _walk  # noqa: E402
-
-
-# ----------------------------------------------------------------------
-# value_and_grad for modules
-# ----------------------------------------------------------------------
-
-
-def value_and_grad(model: Module, fn: Callable) -> Callable:
-    """Wrap ``fn`` to return ``(value, grads)`` over ``model``'s trainable parameters.
-
-    As :func:`mlx.nn.value_and_grad`: the gradients have the structure of
-    ``model.trainable_parameters()``; ``fn`` returns a scalar array or a tuple
-    whose first element is one.
-
-    Example:
-        >>> import mlx.core as mx
-        >>> import funcnn as nn
-        >>> model = nn.Linear(2, 1)
-        >>> loss, grads = nn.value_and_grad(model, lambda x: model(x).sum())(mx.ones((3, 2)))
-        >>> grads["weight"].shape
-        (1, 2)
-    """
-
-    def inner(params: dict, *args: Any, **kwargs: Any) -> Any:
-        model.update(params)
-        return fn(*args, **kwargs)
-
-    value_grad_fn = mx.value_and_grad(inner)
-
-    # ``functools.wraps`` as in MLX: name, qualname, doc, module, __dict__ and
-    # ``__wrapped__`` all come from ``fn``.
-    @functools.wraps(fn)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        return value_grad_fn(model.trainable_parameters(), *args, **kwargs)
-
-    return wrapped
+_walk.bind(Module)

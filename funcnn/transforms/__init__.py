@@ -43,7 +43,7 @@ from typing import Any, Union
 
 import mlx.core as mx
 
-from . import tree as _tree
+from .. import tree as _tree
 from ._functional_call import functional_call
 from ._structure import (
     Structure,

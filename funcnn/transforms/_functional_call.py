@@ -17,8 +17,8 @@ from typing import Any
 
 import mlx.core as mx
 
-from .module import Module
-from .tree import tree_leaves
+from ..layers.base import Module
+from ..tree import tree_leaves
 
 __all__ = ["functional_call"]
 

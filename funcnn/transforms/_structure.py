@@ -48,8 +48,8 @@ from typing import Any, Optional
 import mlx.core as mx
 import optree
 
-from . import tree as _tree
-from .module import Module
+from .. import tree as _tree
+from ..layers.base import Module
 
 __all__ = [
     "Structure",

@@ -1,0 +1,37 @@
+"""Lookup tables, as ``mlx.nn.layers.embedding``: :class:`Embedding`; math in :mod:`funcnn.functional.embedding`."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+
+from ..functional.embedding import embedding, embedding_apply, embedding_as_linear
+from ._template import adopt
+from .base import Module
+
+__all__ = ["Embedding"]
+
+
+class Embedding(Module):
+    """A lookup table of ``num_embeddings`` vectors; see :func:`funcnn.functional.embedding`.
+
+    Example:
+        >>> import mlx.core as mx
+        >>> import funcnn as nn
+        >>> emb = nn.Embedding(10, 4)
+        >>> emb(mx.array([[1, 2, 3]])).shape, emb.as_linear(mx.ones((1, 4))).shape
+        ((1, 3, 4), (1, 10))
+    """
+
+    def __init__(self, num_embeddings: int, dims: int) -> None:
+        super().__init__()
+        adopt(self, embedding(num_embeddings, dims).init())
+
+    def _extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, {self.weight.shape[1]}"
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return embedding_apply(self, x)
+
+    def as_linear(self, x: mx.array) -> mx.array:
+        """Use the table as an output projection (tied input and output embeddings)."""
+        return embedding_as_linear(self, x)
