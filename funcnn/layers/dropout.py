@@ -10,6 +10,8 @@ call draws a new mask as an eager call would.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import mlx.core as mx
 
 from ..functional.dropout import (
@@ -25,23 +27,12 @@ from .base import Module
 __all__ = ["Dropout", "Dropout2d", "Dropout3d"]
 
 
-class _Dropout(Module):
-    _pair = staticmethod(dropout)
-    _apply = staticmethod(dropout_apply)
-
-    def __init__(self, p: float = 0.5) -> None:
-        super().__init__()
-        self._pair(p)  # checks p, with mlx.nn's error
-        self._p_1 = 1 - p
-
-    def _extra_repr(self) -> str:
-        return f"p={1 - self._p_1}"
-
-    def __call__(self, x: mx.array) -> mx.array:
-        return self._apply(self, x, keep=self._p_1, training=self.training)
+def _keep(check: Callable[[float], object], p: float) -> float:
+    check(p)  # the pair factory checks p, with mlx.nn's error
+    return 1 - p
 
 
-class Dropout(_Dropout):
+class Dropout(Module):
     """Zero elements with probability ``p`` in training mode; see :func:`funcnn.functional.dropout`.
 
     Example:
@@ -55,8 +46,18 @@ class Dropout(_Dropout):
         True
     """
 
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        self._p_1 = _keep(dropout, p)
 
-class Dropout2d(_Dropout):
+    def _extra_repr(self) -> str:
+        return f"p={1 - self._p_1}"
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return dropout_apply(self, x, keep=self._p_1, training=self.training)
+
+
+class Dropout2d(Module):
     """Zero whole channels of 2-D feature maps; see :func:`funcnn.functional.dropout2d`.
 
     Example:
@@ -66,11 +67,18 @@ class Dropout2d(_Dropout):
         (2, 4, 4, 3)
     """
 
-    _pair = staticmethod(dropout2d)
-    _apply = staticmethod(dropout2d_apply)
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        self._p_1 = _keep(dropout2d, p)
+
+    def _extra_repr(self) -> str:
+        return f"p={1 - self._p_1}"
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return dropout2d_apply(self, x, keep=self._p_1, training=self.training)
 
 
-class Dropout3d(_Dropout):
+class Dropout3d(Module):
     """Zero whole channels of 3-D feature maps; see :func:`funcnn.functional.dropout3d`.
 
     Example:
@@ -80,5 +88,12 @@ class Dropout3d(_Dropout):
         (2, 2, 4, 4, 3)
     """
 
-    _pair = staticmethod(dropout3d)
-    _apply = staticmethod(dropout3d_apply)
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        self._p_1 = _keep(dropout3d, p)
+
+    def _extra_repr(self) -> str:
+        return f"p={1 - self._p_1}"
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return dropout3d_apply(self, x, keep=self._p_1, training=self.training)
