@@ -48,7 +48,7 @@ from .layers import (  # noqa: E402, F401 - the family modules, as mlx.nn expose
     upsample,
 )
 from .summary import ModelSummary, summary  # noqa: E402
-from .transforms import functional_call  # noqa: E402
+from .transforms import functional_call, stateful_call  # noqa: E402
 from .tree import (  # noqa: E402
     tree_flatten,
     tree_map,
@@ -76,6 +76,7 @@ __all__ = [
     "functional",
     "transforms",
     "functional_call",
+    "stateful_call",
     "tree",
     "tree_flatten",
     "tree_unflatten",

@@ -15,6 +15,7 @@ import mlx.nn as mnn  # oracle
 import pytest
 
 import funcnn as nn
+import funcnn.functional as F
 import funcnn.transforms as T
 from funcnn import functional_call
 from funcnn.tree import tree_flatten, tree_leaves, tree_map, tree_stack
@@ -108,29 +109,71 @@ def test_keyword_arguments_named_like_its_own_parameters_reach_the_module():
     assert functional_call(Kw(), {}, X, module=1, params=2) == (1, 2)
 
 
-def test_restores_on_exception_and_undoes_state_the_call_stores():
-    class Stateful(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lin = nn.Linear(2, 1)
-            self.layers = [nn.Linear(1, 1)]
+class Stateful(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 1)
+        self.layers = [nn.Linear(1, 1)]
+        self._cache = mx.zeros((1, 2))
 
-        def __call__(self, x, fail=False):
-            self.cache = x  # state stored by the call: taken out again afterwards
+    def __call__(self, x, fail=False, grow=False, new=False):
+        self._cache = x[:1]  # arrays stored by the call: state
+        self.lin.weight = self.lin.weight * 0
+        if grow:
             self.layers.append(nn.Linear(1, 1))
-            self.lin.weight = self.lin.weight * 0
-            if fail:
-                raise RuntimeError("boom")
-            return self.layers[0](self.lin(x))
+        if new:
+            self.other = x
+        if fail:
+            raise RuntimeError("boom")
+        return self.layers[0](self.lin(x))
 
+
+def test_state_the_call_stores_is_refused_never_lost_and_the_module_restored():
     model = Stateful()
     before = snapshot(model)
-    functional_call(model, {"lin": {"bias": mx.ones(1)}}, X)
+    with pytest.raises(ValueError, match=r"'_cache', 'lin.weight'.*stateful_call"):
+        functional_call(model, {"lin": {"bias": mx.ones(1)}}, X)
     assert_untouched(model, before)
     with pytest.raises(RuntimeError, match="boom"):
         functional_call(model, {"lin": {"bias": mx.ones(1)}}, X, fail=True)
     assert_untouched(model, before)
-    assert "cache" not in model and len(model.layers) == 1
+    with pytest.raises(ValueError, match=r"at 'layers' \(changed a list's length to 2\)"):
+        nn.stateful_call(model, {}, X, grow=True)
+    with pytest.raises(ValueError, match=r"at 'the module' \(added 'other'\)"):
+        nn.stateful_call(model, {}, X, new=True)
+    assert_untouched(model, before)
+    assert "other" not in model and len(model.layers) == 1
+
+
+def test_stateful_call_returns_the_stored_arrays_as_updates():
+    model = Stateful()
+    before = snapshot(model)
+    params = {"lin": {"bias": mx.ones(1)}}
+    out, updates = nn.stateful_call(model, params, X)
+    assert_untouched(model, before)
+    assert sorted(k for k, _ in nn.tree_flatten(updates)) == ["_cache", "lin.weight"]
+    assert mx.array_equal(updates["_cache"], X[:1]).item()
+    assert not mx.any(updates["lin"]["weight"]).item()
+    # The same call on the module itself, with the params loaded, gives the same result.
+    copy = Stateful()
+    copy.update(model.parameters()).update(params)
+    assert mx.array_equal(copy(X), out).item()
+    assert mx.array_equal(model.update(updates).lin.weight, copy.lin.weight).item()
+
+
+def test_stateful_call_carries_batch_norm_statistics_like_mlx_nn():
+    mx.random.seed(0)
+    model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm(3))
+    mx.random.seed(0)
+    oracle = mnn.Sequential(mnn.Linear(2, 3), mnn.BatchNorm(3))
+    x = mx.random.normal((6, 2), key=mx.random.key(1))
+    params = model.parameters()
+    for _ in range(3):
+        out, updates = nn.stateful_call(model, params, x)
+        params = F.merge_updates(params, updates)
+        assert mx.array_equal(out, oracle(x)).item()
+    assert mx.array_equal(params["layers"][1]["running_var"], oracle.layers[1].running_var).item()
+    assert model.layers[1].running_mean.tolist() == [0.0, 0.0, 0.0]  # the module: untouched
 
 
 # ----------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import mlx.core as mx
+import mlx.nn
 import mlx.nn as mnn  # oracle
 import pytest
 from _compare import doc_model
@@ -262,19 +263,61 @@ def test_tied_module_gets_per_path_gradients_summing_to_mlx_last_alias():
     close(tg["enc"]["weight"], mx.zeros((2, 2)))  # mlx.nn: all to the last alias
 
 
-def test_mutating_the_module_inside_fn_does_not_touch_the_caller():
-    model = mlp(nn)
-    ids = array_ids(model)
+@pytest.mark.parametrize("transform", ["value_and_grad", "compile"])
+def test_arrays_stored_on_a_module_inside_fn_reach_the_caller(transform):
+    # As an eager call (and mlx.nn.value_and_grad) would leave them: never silently lost.
+    model = mlx_module = mlp(nn)
+    mlx_module = mlp(mlx.nn)
+    w0 = model.layers[0].weight
 
     def f(m, x):
         m.layers[0].weight = m.layers[0].weight * 2
         m.update({"layers": [{}, {}, {"bias": mx.zeros(1)}]})
+        m.layers[1].cache = x[:1]  # a new array item
+        return m(x).sum()
+
+    run = T.value_and_grad(f) if transform == "value_and_grad" else T.compile(f)
+    out = run(model, X)
+    mlx_out = mlx.nn.value_and_grad(mlx_module, lambda x: f(mlx_module, x))(X)
+    value = out[0] if transform == "value_and_grad" else out
+    assert value.item() == pytest.approx(mlx_out[0].item(), rel=1e-6)
+    assert mx.array_equal(model.layers[0].weight, 2 * w0).item()
+    assert model.layers[2].bias.tolist() == [0.0]
+    assert mx.array_equal(model.layers[1].cache, X[:1]).item()
+    mx.eval(model.parameters())  # real arrays, no tracer
+
+
+@pytest.mark.parametrize("transform", ["grad", "value_and_grad", "compile", "vmap", "jvp", "vjp"])
+def test_state_changes_a_transform_cannot_carry_out_are_refused(transform):
+    model = mlp(nn)
+    ids = array_ids(model)
+
+    def freeze(m, x):  # a plain attribute (the frozen set) changed: cannot be carried out
         m.layers[0].freeze()
         return m(x).sum()
 
-    T.value_and_grad(f)(model, X)
+    def store(m, x):  # an array stored: carried out by grad/compile, refused by the others
+        m.layers[2].bias = m.layers[2].bias + 1
+        return m(x).sum()
+
+    def call(f):
+        return {
+            "grad": lambda: T.grad(f)(model, X),
+            "value_and_grad": lambda: T.value_and_grad(f)(model, X),
+            "compile": lambda: T.compile(f)(model, X),
+            "vmap": lambda: T.vmap(f, in_axes=(None, 0))(model, X),
+            "jvp": lambda: T.jvp(f, (model, X), (None, X)),
+            "vjp": lambda: T.vjp(f, (model, X), mx.array(1.0)),
+        }[transform]()
+
+    with pytest.raises(ValueError, match=r"changed the Linear at args\[0\]\.layers\.0: .*_no_grad"):
+        call(freeze)
     assert_pure(model, ids)
     assert model.layers[0]._no_grad == set()
+    if transform in ("vmap", "jvp", "vjp"):
+        with pytest.raises(ValueError, match=rf"args\[0\]\.layers\.2: item 'bias'.*{transform} cannot"):
+            call(store)
+        assert_pure(model, ids)
 
 
 @pytest.mark.parametrize("transform", ["grad", "value_and_grad", "vmap", "compile", "jvp", "vjp"])

@@ -44,7 +44,8 @@ from typing import Any, Union
 import mlx.core as mx
 
 from .. import tree as _tree
-from ._functional_call import functional_call
+from ._functional_call import functional_call, stateful_call
+from ._state import Tracker, write_back
 from ._structure import (
     Structure,
     StructureCache,
@@ -61,7 +62,9 @@ from ._structure import prefix_leaves as _prefix_leaves
 from ._structure import show as _show
 from ._structure import split as _split
 
-__all__ = ["grad", "value_and_grad", "vmap", "compile", "jvp", "vjp", "functional_call"]
+__all__ = [
+    "grad", "value_and_grad", "vmap", "compile", "jvp", "vjp", "functional_call", "stateful_call"
+]
 
 Tree = Any
 Filter = Union[None, Callable[[mx.array], bool], Tree]
@@ -71,6 +74,7 @@ _ARRAY = mx.array
 _FLOATING = frozenset({mx.float16, mx.bfloat16, mx.float32, mx.float64})
 _COMPILE_CACHE_SIZE = 64  # structures per compiled function; the oldest is dropped
 _CACHE_SIZE = 8  # structures per grad/vmap wrapper
+_RANDOM_STATE = [mx.random.state]
 
 
 # --------------------------------------------------------------------------
@@ -84,6 +88,21 @@ def _rebuild_with(s: Structure, arrays: list, positions: list, traced: Sequence)
     for i, t in zip(positions, traced):
         new[i] = t
     return s.rebuild(new)
+
+
+def _show_args(nums: Sequence[int]) -> Callable[[tuple], str]:
+    """How a Module's path in the tuple of ``args[n] for n in nums`` reads in a message."""
+
+    def show(keys: tuple) -> str:
+        return f"args[{nums[keys[0]]}]" + "".join(f".{k}" for k in keys[1:])
+
+    return show
+
+
+def _show_call(keys: tuple) -> str:
+    """A Module's path in ``(args, kwargs)``, for messages."""
+    head = f"args[{keys[1]}]" if keys[0] == 0 else f"kwargs[{keys[1]!r}]"
+    return head + "".join(f".{k}" for k in keys[2:])
 
 
 def _diff_mask(name: str, s: Structure, arrays: list, filter: Filter, prefix: Tree) -> list[bool]:
@@ -209,6 +228,7 @@ def _make_grad(
     cache = StructureCache(_Entry, _CACHE_SIZE)
     prefix = (filter,) if single else filter
     top = max(nums)
+    show = _show_args(nums)
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if top >= len(args):
@@ -226,15 +246,22 @@ def _make_grad(
 
         def inner(traced: list) -> tuple:
             call = list(args)
-            for n, a in zip(nums, _rebuild_with(s, arrays, diff, traced)):
+            rebuilt = _rebuild_with(s, arrays, diff, traced)
+            tracker = Tracker(s, rebuilt, show)
+            for n, a in zip(nums, rebuilt):
                 call[n] = a
             out = fn(*call, **kwargs)
             _check_loss(name, out)
+            plan, state = tracker.changes(name, carried=True)
             spec, statics, pos, out_arrays = _split(out)
-            box.append((spec, statics, pos))
-            return tuple(out_arrays)  # the loss is the first array leaf
+            box.append(((spec, statics, pos), plan))
+            return (*out_arrays, *state)  # the loss is the first array leaf
 
         values, grads = mx.value_and_grad(inner)([arrays[i] for i in diff])
+        info, plan = box[-1]
+        if plan:  # the new module state: the caller's modules get it
+            write_back(s.modules(selected), plan, values[len(values) - len(plan) :])
+            values = values[: len(values) - len(plan)]
         per_array = [None] * len(arrays)
         for i, g in zip(diff, grads):
             per_array[i] = g
@@ -242,7 +269,7 @@ def _make_grad(
         gtree = gtree[0] if single else gtree
         if not with_value:
             return gtree
-        return _join(box[-1], values), gtree
+        return _join(info, values), gtree
 
     return functools.wraps(fn)(wrapped)
 
@@ -292,7 +319,10 @@ def vmap(fn: Callable, in_axes: Tree = 0, out_axes: Tree = 0) -> Callable:
         box: list = []
 
         def inner(traced: list) -> list:
-            out = fn(*_rebuild_with(s, arrays, mapped, traced), **kwargs)
+            rebuilt = _rebuild_with(s, arrays, mapped, traced)
+            tracker = Tracker(s, rebuilt, _show_args(range(len(args))))
+            out = fn(*rebuilt, **kwargs)
+            tracker.changes("vmap", carried=False)
             spec, statics, pos, out_arrays = _split(out)
             if not out_arrays:
                 raise ValueError(
@@ -320,6 +350,18 @@ def _discard(entries: list, entry: Any) -> None:
         pass
 
 
+def _restore_random_state(key: mx.array) -> None:
+    """Put ``key`` back as MLX's global random key.
+
+    When a compiled function raises while MLX traces it, MLX leaves the
+    captured random state holding a placeholder, and every later random draw
+    fails; reseeding with the key's own 64 bits restores it exactly
+    (``mx.random.key(s)`` is ``[s >> 32, s & 0xffffffff]``).
+    """
+    hi, lo = key.tolist()
+    mx.random.seed((hi << 32) | lo)
+
+
 class _NotAnArray(Exception):
     """A value that is not an array reached an array position of a compiled structure."""
 
@@ -335,15 +377,24 @@ class _Compiled:
         def traced(arrays: list) -> tuple:
             if not all_arrays(arrays):  # see ``compiled``
                 raise _NotAnArray()
-            args, kwargs = structure.rebuild(arrays)
-            spec, statics, pos, out_arrays = _split(fn(*args, **kwargs))
-            outputs.append((spec, statics, pos))
+            rebuilt = structure.rebuild(arrays)
+            tracker = Tracker(structure, rebuilt, _show_call)
+            args, kwargs = rebuilt
+            out = fn(*args, **kwargs)
+            plan, state = tracker.changes("compile", carried=True)
+            spec, statics, pos, out_arrays = _split(out)
+            outputs.append(((spec, statics, pos), plan))
             # MLX keeps the constants a trace returns with that trace, so the
-            # index finds the right output structure even when MLX keeps
-            # several traces (one per input shape) for this entry.
-            return out_arrays, len(outputs) - 1
+            # index finds the right output structure (and state plan) even
+            # when MLX keeps several traces (one per input shape) for this entry.
+            return out_arrays, state, len(outputs) - 1
 
-        self.call = mx.compile(traced, shapeless=shapeless)
+        # MLX's global random state goes in and out of every call, as an eager
+        # call would advance it: dropout without a key draws a new mask each
+        # time (mx.compile alone would replay the traced one).
+        self.call = mx.compile(
+            traced, inputs=_RANDOM_STATE, outputs=_RANDOM_STATE, shapeless=shapeless
+        )
 
 
 def compile(fn: Callable, *, shapeless: bool = False) -> Callable:  # noqa: A001 - MLX's name
@@ -376,17 +427,22 @@ def compile(fn: Callable, *, shapeless: bool = False) -> Callable:  # noqa: A001
     """
     entries: list[_Compiled] = []
 
-    def run(entry: _Compiled, arrays: list) -> Any:
+    def run(entry: _Compiled, arrays: list, tree: Any) -> Any:
+        key = _RANDOM_STATE[0][0]  # the global key, to restore if MLX's capture fails
         try:
-            outs, k = entry.call(arrays)
+            outs, state, k = entry.call(arrays)
         except BaseException:
+            _restore_random_state(key)
             # fn (or MLX) failed on valid inputs: forget the entry, since MLX
             # may keep a half-made trace for its function.  A refused
             # non-array (see below) leaves the entry's traces valid.
             if all_arrays(arrays):
                 _discard(entries, entry)
             raise
-        return _join(entry.outputs[k], outs)
+        info, plan = entry.outputs[k]
+        if plan:  # module state the call changed (BatchNorm statistics): to the caller's model
+            write_back(entry.structure.modules(tree), plan, state)
+        return _join(info, outs)
 
     def compiled(*args: Any, **kwargs: Any) -> Any:
         tree = (args, kwargs)
@@ -402,7 +458,7 @@ def compile(fn: Callable, *, shapeless: bool = False) -> Callable:  # noqa: A001
                 _discard(entries, entry)
                 entries.insert(0, entry)
             try:
-                return run(entry, arrays)
+                return run(entry, arrays, tree)
             except BaseException:
                 if all_arrays(arrays):
                     raise
@@ -414,7 +470,7 @@ def compile(fn: Callable, *, shapeless: bool = False) -> Callable:  # noqa: A001
         entry = _Compiled(structure, fn, shapeless)
         entries.insert(0, entry)
         del entries[_COMPILE_CACHE_SIZE:]
-        return run(entry, arrays)
+        return run(entry, arrays, tree)
 
     return functools.wraps(fn)(compiled)
 
@@ -482,7 +538,10 @@ def jvp(
     box: list = []
 
     def inner(*traced: mx.array) -> list:
-        spec, statics, pos, out_arrays = _split(fn(*_rebuild_with(s, arrays, diff, traced)))
+        rebuilt = _rebuild_with(s, arrays, diff, traced)
+        tracker = Tracker(s, rebuilt, _show_args(range(len(primals))))
+        spec, statics, pos, out_arrays = _split(fn(*rebuilt))
+        tracker.changes("jvp", carried=False)
         if not out_arrays:
             raise ValueError("jvp: fn must return at least one array.")
         box.append((spec, statics, pos))
@@ -523,7 +582,10 @@ def vjp(
     box: list = []
 
     def inner(*traced: mx.array) -> list:
-        spec, statics, pos, out_arrays = _split(fn(*_rebuild_with(s, arrays, diff, traced)))
+        rebuilt = _rebuild_with(s, arrays, diff, traced)
+        tracker = Tracker(s, rebuilt, _show_args(range(len(primals))))
+        spec, statics, pos, out_arrays = _split(fn(*rebuilt))
+        tracker.changes("vjp", carried=False)
         if spec != cot_spec or pos != cot_pos:
             raise ValueError(
                 "vjp: cotangents must have the structure of fn's result, with an array at "

@@ -120,7 +120,8 @@ def all_arrays(values: list) -> bool:
     return _ONLY_ARRAYS.issuperset(map(type, values))
 
 
-def _snapshot_attrs(module: Module) -> dict:
+def snapshot_attrs(module: Module) -> dict:
+    """A copy of a module's plain attributes that later in-place changes do not reach."""
     # Copy mutable containers (``_no_grad`` is a set) so that a later in-place
     # change is seen as a change rather than mutating our reference copy too
     # (a frozenset compares equal to a set of the same items).
@@ -152,6 +153,7 @@ class _Codegen:
         self.lens: list[int] = []
         self.modules: list[str] = []
         self.attrs: list[dict] = []
+        self.keypaths: dict[str, tuple] = {"r": ()}  # var -> keys from the root
 
     def const(self, value: Any) -> str:
         name = f"c{len(self.consts)}"
@@ -205,11 +207,12 @@ class _Codegen:
             # (module, key, value) at every level (``Module._unwrap``).
             filt = filt or x.trainable_parameter_filter
             self.modules.append(var)
-            self.attrs.append(_snapshot_attrs(x))
+            self.attrs.append(snapshot_attrs(x))
             get = "{}[{}]" if cls.__getitem__ is dict.__getitem__ else "_dget({}, {})"
             for k in list(x):
                 v = _dget(x, k)
-                self.child(v, get.format(var, self.key(k)), x, k, ok and filt(x, k, v), filt)
+                expr = get.format(var, self.key(k))
+                self.child(v, expr, x, k, ok and filt(x, k, v), filt, self.keypaths[var] + (k,))
             return
         if kind in ("dict", "defaultdict"):
             if kind == "defaultdict":
@@ -244,15 +247,23 @@ class _Codegen:
             else:
                 sub = f"{prefix}.{k}"
                 child_ok = ok and visible and filt(owner, sub, v)
-            self.child(v, expr, owner, f"{prefix}.{k}" if owner is not None else "", child_ok, filt)
+            sub = f"{prefix}.{k}" if owner is not None else ""
+            self.child(v, expr, owner, sub, child_ok, filt, self.keypaths[var] + (k,))
 
-    def child(self, v: Any, expr: str, owner, prefix: str, ok: bool, filt) -> None:
+    def child(self, v: Any, expr: str, owner, prefix: str, ok: bool, filt, keys: tuple) -> None:
         if type(v) is _ARRAY or _kind(type(v)) == "leaf":
             self.leaf(v, expr, ok)
             return
         var = self.fresh()
+        self.keypaths[var] = keys
         self.lines.append(f"    {var} = {expr}")
         self.visit(v, var, owner, prefix, ok, filt)
+
+    def modules_source(self) -> str:
+        """``modules(r)``: the Module objects of a tree of this structure, in visiting order."""
+        return "\n".join(
+            ["def modules(r):", *self.lines, f"    return [{', '.join(self.modules)}]"]
+        )
 
     def source(self) -> str:
         # Any exception (a missing key, a fetch from a wrong type, ...) is a
@@ -279,7 +290,7 @@ class Structure:
     """One argument tree's structure; see the module docstring."""
 
     __slots__ = ("spec", "n_leaves", "array_pos", "statics", "trainable", "_source",
-                 "_consts", "_match", "cache")
+                 "_consts", "_match", "cache", "module_paths", "_modules_source", "_modules")
 
     @classmethod
     def build(cls, tree: Any) -> tuple[Structure, list]:
@@ -292,7 +303,8 @@ class Structure:
         # Arrays are replaced by None: a cached structure must not keep them alive.
         self.statics = [None if type(x) is _ARRAY else x for x in leaves]
         self.cache = {}  # per-transform data that depends only on the structure
-        self._match = None
+        self._match = self._modules = None
+        self.module_paths: Optional[list] = None
         gen = _Codegen()
         try:
             gen.visit(tree, "r", None, "", True, None)
@@ -304,10 +316,26 @@ class Structure:
         if agrees:
             self._source, self._consts = gen.source(), gen.consts
             self.trainable = [gen.trainable[i] for i in self.array_pos]
+            self._modules_source = gen.modules_source()
+            self.module_paths = [gen.keypaths[var] for var in gen.modules]
         else:  # a node kind we do not know: never matches (rebuilt per call)
-            self._source, self._consts = None, None
+            self._source = self._consts = self._modules_source = None
             self.trainable = None  # unknown: only an explicit boolean-tree filter works
         return self, [leaves[i] for i in self.array_pos]
+
+    def modules(self, tree: Any) -> Optional[list]:
+        """The Modules of ``tree`` (of this structure), in the order of :attr:`module_paths`.
+
+        ``None`` when the structure could not be analysed (an unknown node kind).
+        """
+        if self._modules_source is None:
+            return None
+        fn = self._modules
+        if fn is None:
+            namespace = dict(self._consts)
+            exec(compile(self._modules_source, "<funcnn.transforms modules>", "exec"), namespace)  # noqa: S102
+            fn = self._modules = namespace["modules"]
+        return fn(tree)
 
     def match(self, tree: Any, check: bool = True) -> Optional[list]:
         """The array leaves of ``tree`` if it has this structure, else ``None``.
