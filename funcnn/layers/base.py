@@ -2,9 +2,10 @@
 
 A :class:`Module` is a ``dict`` whose items are its state (parameters,
 sub-modules, lists and dicts of them); plain Python attributes hold
-configuration.  The facade holds no math: layers build their parameters with a
-functional pair's ``init`` and compute with its ``apply``
-(:mod:`funcnn.functional`).
+configuration.  The facade holds no math: layers build their parameters with
+their functional pair's ``init`` and call their family's pure functions
+(:mod:`funcnn.functional`) with their settings (see
+:mod:`funcnn.layers._template`).
 
 Where :mod:`mlx.nn` crashes or silently does the wrong thing, funcnn keeps the
 documented contract and does better:
