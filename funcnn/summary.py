@@ -108,7 +108,10 @@ def summary(model: Any, *example_inputs: Any, **example_kwargs: Any) -> ModelSum
     For a functional pair pass its parameters first: ``summary(pair, params,
     *inputs)``.  Its ``apply`` is opaque, so there is one output row (the
     pair's name, path ``""``) plus one row per parameter group (the leaves that
-    share a parent path, e.g. ``layers.0``); pure parameters are all trainable.
+    share a parent path, e.g. ``layers.0``).  Parameters are trainable where
+    ``pair.trainable(params)`` says so (state, such as BatchNorm's running
+    statistics, is frozen, as in the facade), and a stateful pair's row shows
+    its output (not its updates).
 
     Args:
         model: A funcnn :class:`~funcnn.Module` (an :class:`mlx.nn.Module` works
@@ -268,17 +271,24 @@ def _restore(saved: list) -> None:
 
 def _summarize_pair(pair: Pair, params: Any, inputs: tuple, kwargs: dict) -> ModelSummary:
     out = pair.apply(params, *inputs, **kwargs)
+    if pair.stateful:  # (output, updates): the row shows the output
+        out = out[0]
     groups: dict[str, list] = {"": []}
     for key, leaf in tree_flatten(params):
         if isinstance(leaf, mx.array):
             groups.setdefault(key.rpartition(".")[0], []).append(leaf)
+    # State (BatchNorm's running statistics) counts as frozen, as in the facade.
+    trainable = {
+        id(a) for (_, a), (_, ok) in zip(tree_flatten(params), tree_flatten(pair.trainable(params)))
+        if ok and isinstance(a, mx.array)
+    }
     rows = [
         _row(path, pair.name if path == "" else "params", [_shape_tree(out)] if path == "" else [],
-             arrays, {id(a) for a in arrays})
+             arrays, trainable)
         for path, arrays in groups.items()
     ]
     all_params = _unique(a for _, a in tree_flatten(params) if isinstance(a, mx.array))
-    return _finish(pair.name, rows, all_params, {id(a) for a in all_params}, inputs, kwargs)
+    return _finish(pair.name, rows, all_params, trainable, inputs, kwargs)
 
 
 def _row(path: str, kind: str, calls: list, arrays: list, trainable_ids: set) -> SummaryRow:

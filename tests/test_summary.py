@@ -197,6 +197,17 @@ def test_functional_pair():
         summary(pair)
 
 
+def test_stateful_pair_counts_state_as_frozen_like_the_facade():
+    pair = F.sequential(F.linear(4, 8), F.batch_norm(8), F.dropout(0.5), F.linear(8, 2))
+    params = pair.init(mx.random.key(0))
+    s = summary(pair, params, mx.zeros((3, 4)))
+    assert by_path(s)[""].output_shapes == [(3, 2)]
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm(8), nn.Dropout(0.5), nn.Linear(8, 2))
+    facade = summary(model, mx.zeros((3, 4)))
+    assert (s.total_params, s.trainable_params, s.frozen_params) == (90, 74, 16)
+    assert (facade.total_params, facade.trainable_params, facade.frozen_params) == (90, 74, 16)
+
+
 def test_mlx_nn_model_gives_the_same_table():
     mx.random.seed(0)
     ours, theirs = mlp(nn), mlp(mnn)
