@@ -224,3 +224,27 @@ def test_call_errors_match_mlx(case):
             run()
         assert type(got.value) is type(want.value)
         assert str(got.value) == str(want.value)
+
+
+def test_sequential_passes_training_and_splits_its_key_among_the_layers_that_take_one():
+    drop, lin = F.dropout(0.5), F.linear(4, 4)
+    net = F.sequential(drop, lin, F.relu(), drop)
+    params = net.init(mx.random.key(0))
+    x = mx.random.normal((3, 4), key=mx.random.key(9))
+    key = mx.random.key(3)
+    k1, k2 = mx.random.split(key, 2)
+    want = drop.apply({}, funcnn.relu(lin.apply(params["layers"][1], drop.apply({}, x, key=k1))), key=k2)
+    assert mx.array_equal(net.apply(params, x, key=key), want).item()
+    # One stochastic member gets the key itself; training=False reaches every member.
+    single = F.sequential(lin, drop)
+    got = single.apply({"layers": [params["layers"][1], {}]}, x, key=key)
+    assert mx.array_equal(got, drop.apply({}, lin.apply(params["layers"][1], x), key=key)).item()
+    assert net.apply(params, x, key=key, training=False).tolist() == (
+        mx.maximum(lin.apply(params["layers"][1], x), 0).tolist()
+    )
+    # A deterministic composite accepts key and training too (and ignores them).
+    mlp = F.sequential(lin, F.relu())
+    mlp_params = {"layers": [params["layers"][1], {}]}
+    assert not mlp.takes_key and not mlp.takes_training
+    plain = mlp.apply(mlp_params, x)
+    assert mx.array_equal(mlp.apply(mlp_params, x, key=key, training=False), plain).item()
