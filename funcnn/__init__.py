@@ -28,25 +28,12 @@ from . import functional, init, layers, losses, transforms, tree, utils  # noqa:
 from ._blas import blas_info  # noqa: E402
 from .checkpoint import load, save  # noqa: E402
 from .layers import *  # noqa: E402, F403
-from .layers import (  # noqa: E402, F401 - the family modules, as mlx.nn exposes them
-    FAMILY_NAMES as _FAMILY_NAMES,
-    activations,
-    base,
-    containers,
-    convolution,
-    convolution_transpose,
-    distributed,
-    dropout,
-    embedding,
-    linear,
-    normalization,
-    pooling,
-    positional_encoding,
-    quantized,
-    recurrent,
-    transformer,
-    upsample,
-)
+from .layers import FAMILIES as _FAMILIES  # noqa: E402
+from .layers import FAMILY_NAMES as _FAMILY_NAMES  # noqa: E402
+from .layers import base  # noqa: E402, F401
+
+# The family modules, as mlx.nn exposes them (``nn.linear`` is ``mlx.nn.layers.linear``).
+globals().update(zip(_FAMILY_NAMES, _FAMILIES))
 from .summary import ModelSummary, summary  # noqa: E402
 from .transforms import functional_call, stateful_call  # noqa: E402
 from .tree import (  # noqa: E402

@@ -10,28 +10,5 @@ Example:
     (8, 4)
 """
 
-from .functional.init import (  # noqa: F401
-    constant,
-    glorot_normal,
-    glorot_uniform,
-    he_normal,
-    he_uniform,
-    identity,
-    normal,
-    orthogonal,
-    sparse,
-    uniform,
-)
-
-__all__ = [
-    "constant",
-    "normal",
-    "uniform",
-    "identity",
-    "glorot_normal",
-    "glorot_uniform",
-    "he_normal",
-    "he_uniform",
-    "sparse",
-    "orthogonal",
-]
+from .functional.init import *  # noqa: F403
+from .functional.init import __all__  # noqa: F401

@@ -15,7 +15,9 @@ import mlx.core as mx
 from ._pair import Key, Pair, pair_factory, split_key
 from .linear import linear
 
-__all__ = ["multi_head_attention", "attend", "create_additive_causal_mask"]
+__all__ = [
+    "multi_head_attention", "attend", "create_additive_causal_mask", "projection_shapes"
+]
 
 Mask = Optional[Union[mx.array, str]]
 _PROJECTIONS = ("query_proj", "key_proj", "value_proj", "out_proj")
@@ -44,6 +46,40 @@ def attend(
     return out.transpose(0, 2, 1, 3).flatten(-2, -1)
 
 
+def projection_shapes(
+    dims: int,
+    num_heads: int,
+    query_input_dims: Optional[int] = None,
+    key_input_dims: Optional[int] = None,
+    value_input_dims: Optional[int] = None,
+    value_dims: Optional[int] = None,
+    value_output_dims: Optional[int] = None,
+) -> list[tuple[int, int]]:
+    """``(input_dims, output_dims)`` of the query, key, value and output projections.
+
+    Unset dimensions default as in :class:`mlx.nn.MultiHeadAttention` (the
+    value input follows the key input); ``dims`` must divide by ``num_heads``.
+
+    Example:
+        >>> import funcnn.functional as F
+        >>> F.projection_shapes(8, 2, key_input_dims=5)
+        [(8, 8), (5, 8), (5, 8), (8, 8)]
+    """
+    if dims % num_heads != 0:
+        raise ValueError(
+            "The input feature dimensions should be divisible by the "
+            f"number of heads ({dims} % {num_heads}) != 0"
+        )
+    key_input_dims = key_input_dims or dims
+    value_dims = value_dims or dims
+    return [
+        (query_input_dims or dims, dims),
+        (key_input_dims, dims),
+        (value_input_dims or key_input_dims, value_dims),
+        (value_dims, value_output_dims or dims),
+    ]
+
+
 @pair_factory
 def multi_head_attention(
     dims: int,
@@ -69,22 +105,11 @@ def multi_head_attention(
         >>> mha.apply(mha.init(mx.random.key(0)), x, x, x, mask="causal").shape
         (1, 5, 8)
     """
-    if dims % num_heads != 0:
-        raise ValueError(
-            "The input feature dimensions should be divisible by the "
-            f"number of heads ({dims} % {num_heads}) != 0"
-        )
-    query_input_dims = query_input_dims or dims
-    key_input_dims = key_input_dims or dims
-    value_input_dims = value_input_dims or key_input_dims
-    value_dims = value_dims or dims
-    value_output_dims = value_output_dims or dims
-    layers = (
-        linear(query_input_dims, dims, bias=bias),
-        linear(key_input_dims, dims, bias=bias),
-        linear(value_input_dims, value_dims, bias=bias),
-        linear(value_dims, value_output_dims, bias=bias),
+    shapes = projection_shapes(
+        dims, num_heads, query_input_dims, key_input_dims, value_input_dims, value_dims,
+        value_output_dims,
     )
+    layers = tuple(linear(i, o, bias=bias) for i, o in shapes)
 
     def init(key: Key = None) -> dict:
         keys = split_key(key, len(layers))

@@ -9,7 +9,7 @@ from typing import Optional, Union
 
 import mlx.core as mx
 
-from ..functional.transformer import attend, multi_head_attention
+from ..functional.transformer import attend, projection_shapes
 from ..functional.transformer import create_additive_causal_mask as _causal_mask
 from .base import Module
 from .linear import Linear
@@ -46,18 +46,15 @@ class MultiHeadAttention(Module):
         bias: bool = False,
     ) -> None:
         super().__init__()
-        # The pair checks the arguments (mlx.nn's errors) before any draw.
-        multi_head_attention(dims, num_heads)
-        query_input_dims = query_input_dims or dims
-        key_input_dims = key_input_dims or dims
-        value_input_dims = value_input_dims or key_input_dims
-        value_dims = value_dims or dims
-        value_output_dims = value_output_dims or dims
+        query, key, value, out = projection_shapes(
+            dims, num_heads, query_input_dims, key_input_dims, value_input_dims, value_dims,
+            value_output_dims,
+        )
         self.num_heads = num_heads
-        self.query_proj = Linear(query_input_dims, dims, bias=bias)
-        self.key_proj = Linear(key_input_dims, dims, bias=bias)
-        self.value_proj = Linear(value_input_dims, value_dims, bias=bias)
-        self.out_proj = Linear(value_dims, value_output_dims, bias=bias)
+        self.query_proj = Linear(*query, bias=bias)
+        self.key_proj = Linear(*key, bias=bias)
+        self.value_proj = Linear(*value, bias=bias)
+        self.out_proj = Linear(*out, bias=bias)
 
     def __call__(
         self,
