@@ -17,7 +17,19 @@ return any funcnn tree (Modules, dicts, lists, tuples, NamedTuples, ...):
   prefix of the differentiated arguments) chooses exactly, frozen arrays too;
 * gradients keep the structure of their argument: the gradient of a Module is
   a Module of the same class and attributes, with ``None`` at every leaf that
-  was not differentiated (static leaves included) -- an optimizer skips them.
+  was not differentiated (static leaves included) -- an optimizer skips them;
+* **module state is carried out, never lost**: arrays a Module of the
+  arguments stores during ``fn`` (BatchNorm's running statistics in training
+  mode, weights an optimizer step wrote with ``update``) are returned by
+  ``grad``, ``value_and_grad`` and ``compile`` as extra outputs and stored in
+  the caller's module at the same place, as an eager call would leave them.
+  Any other change (an item removed, a list grown, a plain attribute changed),
+  and any change under ``vmap``, ``jvp`` or ``vjp`` (whose outputs are batched
+  or tangents), raises ``ValueError`` naming the module and the item
+  (:mod:`funcnn.transforms._state`);
+* ``compile`` threads MLX's global random state through every call, so random
+  draws without a key (a facade ``Dropout``) advance as they would eagerly
+  instead of repeating the traced ones.
 
 A Module or array reachable through two paths of an argument is two
 independent leaves (optree does not share nodes): each path gets the gradient
@@ -410,7 +422,10 @@ def compile(fn: Callable, *, shapeless: bool = False) -> Callable:  # noqa: A001
     tree, static leaves included.
 
     Arrays ``fn`` reaches only through a closure (not an argument) are
-    constants of the trace, as in MLX: pass models as arguments.  A static
+    constants of the trace, as in MLX: pass models as arguments (then the
+    state they store during the call, such as BatchNorm statistics, reaches
+    them after every call; see the module docstring).  MLX's global random
+    state goes in and out of every call.  A static
     value that changes on every call (a step counter, a Python float learning
     rate) traces on every call: pass it as an array.  The cache keeps the 64
     most recently used structures.
