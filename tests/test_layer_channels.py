@@ -248,3 +248,20 @@ def test_sequential_passes_training_and_splits_its_key_among_the_layers_that_tak
     assert not mlp.takes_key and not mlp.takes_training
     plain = mlp.apply(mlp_params, x)
     assert mx.array_equal(mlp.apply(mlp_params, x, key=key, training=False), plain).item()
+
+
+def test_batch_norm_does_better_than_mlx_nn_where_it_is_documented():
+    # unfreeze returns the module, as Module.unfreeze is documented to; mlx.nn's override: None.
+    assert mlx.nn.BatchNorm(2).unfreeze() is None
+    bn = funcnn.BatchNorm(2).freeze()
+    assert bn.unfreeze() is bn and sorted(bn._no_grad) == ["running_mean", "running_var"]
+    # A training call that raises writes nothing; mlx.nn stores running_mean first.
+    x = mx.array([[1.0, 2.0], [3.0, 6.0]])
+    layers = {}
+    for lib in (mlx.nn, funcnn):
+        layers[lib] = lib.BatchNorm(2)
+        layers[lib].update({"running_var": mx.zeros((3,))})  # does not broadcast
+        with pytest.raises(ValueError):
+            layers[lib](x)
+    assert layers[mlx.nn].running_mean.tolist() != [0.0, 0.0]  # a half-updated layer
+    assert layers[funcnn].running_mean.tolist() == [0.0, 0.0]

@@ -151,6 +151,11 @@ class BatchNorm(Module):
     them.  Inside :mod:`funcnn.transforms` the new statistics reach the model
     passed as an argument (see :func:`funcnn.transforms.compile`).
 
+    Two differences from :mod:`mlx.nn`, both deliberate: ``unfreeze`` returns
+    the module (MLX's override returns ``None``), and a call that fails
+    stores nothing (MLX assigns the running statistics before the step that
+    raises, leaving a half-updated layer).
+
     Example:
         >>> import mlx.core as mx
         >>> import funcnn as nn
