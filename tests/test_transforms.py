@@ -465,3 +465,30 @@ def test_jvp_vjp_errors():
         T.vjp(tree_fn, (p, x), [mx.ones(3)])
     with pytest.raises(ValueError, match=r"cotangent at 'out' must have the output's shape \(3,\)"):
         T.vjp(tree_fn, (p, x), {"out": mx.ones(2), "sq": mx.ones(()), "tag": None})
+
+
+def test_state_in_dict_and_list_members_of_a_module_is_tracked_too():
+    class Holder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 1)
+            self.stats = {"mean": mx.zeros(2), "hist": [mx.zeros(1), mx.zeros(1)]}
+            self.layers = [nn.Linear(2, 2)]
+
+        def __call__(self, x, grow=False):
+            self.stats["mean"] = x.mean(axis=0)  # an array replacing an array: carried out
+            self.stats["hist"][1] = x.sum(keepdims=True)[0]
+            if grow:
+                self.layers.append(nn.Linear(2, 2))
+            return self.lin(self.layers[0](x)).sum()
+
+    model = Holder()
+    for run in (T.value_and_grad(lambda m, x: m(x)), T.compile(lambda m, x: m(x))):
+        model.stats["mean"] = mx.zeros(2)
+        run(model, X)
+        assert mx.allclose(model.stats["mean"], X.mean(axis=0)).item()
+        assert mx.allclose(model.stats["hist"][1], X.sum(keepdims=True)[0]).item()
+        assert model.stats["hist"][0].tolist() == [0.0]
+    with pytest.raises(ValueError, match=r"Holder at args\[0\]: item 'layers' changed the length"):
+        T.value_and_grad(lambda m, x: m(x, grow=True))(model, X)
+    assert len(model.layers) == 1

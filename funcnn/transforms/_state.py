@@ -20,12 +20,12 @@ would train a BatchNorm model whose statistics never move; instead:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import is_
 from typing import Any, Optional
 
 import mlx.core as mx
 
-from ..layers.base import Module
-from ._structure import describe, snapshot_attrs
+from ._structure import describe
 
 __all__ = ["Tracker", "write_back"]
 
@@ -36,30 +36,23 @@ Plan = list  # [(module index, keys inside the module, key)] of each update, in 
 
 
 class Tracker:
-    """The Modules of one rebuilt argument tree, as they were before ``fn`` ran."""
+    """The containers Modules own in one rebuilt argument tree, as they were before ``fn`` ran.
 
-    __slots__ = ("paths", "modules", "entries", "attrs", "show")
+    The structure lists them (each Module, and the dicts and lists inside it),
+    so a snapshot is one generated function call plus a copy of each
+    container's keys and values; :meth:`changes` compares by identity.
+    """
+
+    __slots__ = ("structure", "containers", "keys", "values", "show")
 
     def __init__(self, structure: Any, rebuilt: Any, show: Callable[[tuple], str]) -> None:
-        self.paths = structure.module_paths or []
-        self.modules = structure.modules(rebuilt) if self.paths else []
+        self.structure = structure
         self.show = show
-        self.entries: list = []  # (module index, keys inside it, container, contents)
-        for i, module in enumerate(self.modules):
-            self._add(i, (), module)
-        self.attrs = [snapshot_attrs(m) for m in self.modules]
-
-    def _add(self, index: int, keys: tuple, container: Any) -> None:
-        if isinstance(container, dict):
-            contents = list(dict.items(container))
-            items = contents
-        else:
-            contents = list(container)
-            items = enumerate(contents)
-        self.entries.append((index, keys, container, contents))
-        for k, v in items:
-            if isinstance(v, (dict, list)) and not isinstance(v, Module):
-                self._add(index, keys + (k,), v)
+        self.containers = structure.containers(rebuilt)
+        self.keys = [list(c) if isinstance(c, dict) else None for c in self.containers]
+        self.values = [
+            list(dict.values(c)) if isinstance(c, dict) else list(c) for c in self.containers
+        ]
 
     def changes(self, name: str, carried: bool) -> tuple[Plan, list]:
         """``(plan, new arrays)`` of the updates ``fn`` made; anything else raises ``ValueError``.
@@ -68,54 +61,62 @@ class Tracker:
         """
         plan: Plan = []
         arrays: list = []
-        for index, keys, container, before in self.entries:
-            if isinstance(container, dict):
-                if len(container) == len(before) and all(
-                    dict.get(container, k, _MISSING) is v for k, v in before
+        for c, keys, before, at in zip(
+            self.containers, self.keys, self.values, self.structure.tracked_at
+        ):
+            if isinstance(c, dict):
+                if len(c) == len(before) and all(map(is_, dict.values(c), before)) and (
+                    list(c) == keys
                 ):
                     continue
-                old = dict(before)
-                for k in old:
-                    if k not in container:
-                        self._refuse(name, index, keys, k, "removed it", carried)
-                for k, v in dict.items(container):
-                    was = old.get(k, _MISSING)
-                    if v is not was:
-                        self._note(name, index, keys, k, was, v, carried, plan, arrays)
+                self._dict_changes(name, at, c, dict(zip(keys, before)), carried, plan, arrays)
             else:
-                if len(container) != len(before):
+                if len(c) == len(before) and all(map(is_, c, before)):
+                    continue
+                if len(c) != len(before):
                     self._refuse(
-                        name, index, keys, None,
-                        f"changed the length of a list from {len(before)} to {len(container)}",
-                        carried,
+                        name, at, None,
+                        f"changed the length of a list from {len(before)} to {len(c)}", carried,
                     )
-                for k, (v, was) in enumerate(zip(container, before)):
+                for k, (v, was) in enumerate(zip(c, before)):
                     if v is not was:
-                        self._note(name, index, keys, k, was, v, carried, plan, arrays)
-        for index, module in enumerate(self.modules):
-            if snapshot_attrs(module) != self.attrs[index]:
-                now, then = vars(module), self.attrs[index]
+                        self._note(name, at, k, was, v, carried, plan, arrays)
+        modules = [self.containers[i] for i in self.structure.module_slots]
+        if list(map(vars, modules)) != self.structure.module_attrs:
+            for index, (module, then) in enumerate(zip(modules, self.structure.module_attrs)):
+                now = vars(module)
                 changed = sorted(
                     k for k in set(now) | set(then) if now.get(k, _MISSING) != then.get(k, _MISSING)
                 )
-                self._refuse(
-                    name, index, (), None, f"changed its plain attribute(s) {changed}", carried
-                )
+                if changed:
+                    self._refuse(
+                        name, (index, ()), None, f"changed its plain attribute(s) {changed}", carried
+                    )
         return plan, arrays
 
-    def _note(self, name, index, keys, k, was, v, carried, plan, arrays) -> None:
+    def _dict_changes(self, name, at, c, old, carried, plan, arrays) -> None:
+        for k in old:
+            if k not in c:
+                self._refuse(name, at, k, "removed it", carried)
+        for k, v in dict.items(c):
+            was = old.get(k, _MISSING)
+            if v is not was:
+                self._note(name, at, k, was, v, carried, plan, arrays)
+
+    def _note(self, name, at, k, was, v, carried, plan, arrays) -> None:
         if type(v) is _ARRAY and (was is _MISSING or type(was) is _ARRAY):
             if not carried:
-                self._refuse(name, index, keys, k, "stored a new array there", carried)
-            plan.append((index, keys, k))
+                self._refuse(name, at, k, "stored a new array there", carried)
+            plan.append((*at, k))
             arrays.append(v)
             return
         what = "stored" if was is _MISSING else f"replaced {describe(was)} by"
-        self._refuse(name, index, keys, k, f"{what} {describe(v)}", carried)
+        self._refuse(name, at, k, f"{what} {describe(v)}", carried)
 
-    def _refuse(self, name, index, keys, k, what, carried) -> None:
-        module = self.modules[index]
-        where = self.show(self.paths[index])
+    def _refuse(self, name, at, k, what, carried) -> None:
+        index, keys = at
+        module = self.containers[self.structure.module_slots[index]]
+        where = self.show(self.structure.module_paths[index])
         inner = ".".join(str(x) for x in (*keys, *(() if k is None else (k,))))
         item = f" item {inner!r}" if inner else ""
         if carried:

@@ -154,6 +154,12 @@ class _Codegen:
         self.modules: list[str] = []
         self.attrs: list[dict] = []
         self.keypaths: dict[str, tuple] = {"r": ()}  # var -> keys from the root
+        # The mutable containers a Module owns (itself, its dict and list members at
+        # any depth): var, and (index of the owning module, keys inside it).
+        self.tracked: list[str] = []
+        self.tracked_at: list[tuple[int, tuple]] = []
+        self.module_var: dict[int, str] = {}  # id(module) -> var
+        self.module_index: dict[str, int] = {}  # var -> index among the modules
 
     def const(self, value: Any) -> str:
         name = f"c{len(self.consts)}"
@@ -206,6 +212,10 @@ class _Codegen:
             # What ``trainable_parameters`` keeps: the root module's filter on
             # (module, key, value) at every level (``Module._unwrap``).
             filt = filt or x.trainable_parameter_filter
+            self.module_var[id(x)] = var
+            self.module_index[var] = len(self.modules)
+            self.tracked.append(var)
+            self.tracked_at.append((len(self.modules), ()))
             self.modules.append(var)
             self.attrs.append(snapshot_attrs(x))
             get = "{}[{}]" if cls.__getitem__ is dict.__getitem__ else "_dget({}, {})"
@@ -214,6 +224,11 @@ class _Codegen:
                 expr = get.format(var, self.key(k))
                 self.child(v, expr, x, k, ok and filt(x, k, v), filt, self.keypaths[var] + (k,))
             return
+        if owner is not None and cls in (dict, list):
+            owner_var = self.module_var[id(owner)]
+            inside = self.keypaths[var][len(self.keypaths[owner_var]) :]
+            self.tracked.append(var)
+            self.tracked_at.append((self.module_index[owner_var], inside))
         if kind in ("dict", "defaultdict"):
             if kind == "defaultdict":
                 self.check(f"not _same({var}.default_factory, {self.const(x.default_factory)})")
@@ -259,10 +274,10 @@ class _Codegen:
         self.lines.append(f"    {var} = {expr}")
         self.visit(v, var, owner, prefix, ok, filt)
 
-    def modules_source(self) -> str:
-        """``modules(r)``: the Module objects of a tree of this structure, in visiting order."""
+    def containers_source(self) -> str:
+        """``containers(r)``: the tracked containers of a tree of this structure, in order."""
         return "\n".join(
-            ["def modules(r):", *self.lines, f"    return [{', '.join(self.modules)}]"]
+            ["def containers(r):", *self.lines, f"    return [{', '.join(self.tracked)}]"]
         )
 
     def source(self) -> str:
@@ -290,7 +305,8 @@ class Structure:
     """One argument tree's structure; see the module docstring."""
 
     __slots__ = ("spec", "n_leaves", "array_pos", "statics", "trainable", "_source",
-                 "_consts", "_match", "cache", "module_paths", "_modules_source", "_modules")
+                 "_consts", "_match", "cache", "module_paths", "module_attrs", "tracked_at",
+                 "module_slots", "_containers_source", "_containers")
 
     @classmethod
     def build(cls, tree: Any) -> tuple[Structure, list]:
@@ -303,8 +319,11 @@ class Structure:
         # Arrays are replaced by None: a cached structure must not keep them alive.
         self.statics = [None if type(x) is _ARRAY else x for x in leaves]
         self.cache = {}  # per-transform data that depends only on the structure
-        self._match = self._modules = None
-        self.module_paths: Optional[list] = None
+        self._match = self._containers = None
+        self.module_paths: list = []  # keys from the root of each Module, in visiting order
+        self.module_attrs: list = []  # their plain attributes when the structure was built
+        self.tracked_at: list = []  # (module index, keys inside it) of each tracked container
+        self.module_slots: list = []  # the index among tracked containers of each Module
         gen = _Codegen()
         try:
             gen.visit(tree, "r", None, "", True, None)
@@ -316,26 +335,37 @@ class Structure:
         if agrees:
             self._source, self._consts = gen.source(), gen.consts
             self.trainable = [gen.trainable[i] for i in self.array_pos]
-            self._modules_source = gen.modules_source()
+            self._containers_source = gen.containers_source()
             self.module_paths = [gen.keypaths[var] for var in gen.modules]
+            self.module_attrs = gen.attrs
+            self.tracked_at = gen.tracked_at
+            self.module_slots = [gen.tracked.index(var) for var in gen.modules]
         else:  # a node kind we do not know: never matches (rebuilt per call)
-            self._source = self._consts = self._modules_source = None
+            self._source = self._consts = self._containers_source = None
             self.trainable = None  # unknown: only an explicit boolean-tree filter works
         return self, [leaves[i] for i in self.array_pos]
 
-    def modules(self, tree: Any) -> Optional[list]:
-        """The Modules of ``tree`` (of this structure), in the order of :attr:`module_paths`.
+    def containers(self, tree: Any) -> list:
+        """The Modules of ``tree`` (of this structure) and the dicts and lists they own.
 
-        ``None`` when the structure could not be analysed (an unknown node kind).
+        In the order of :attr:`tracked_at`; the Modules are at
+        :attr:`module_slots`, in the order of :attr:`module_paths`.  Empty when
+        the structure could not be analysed (an unknown node kind).
         """
-        if self._modules_source is None:
-            return None
-        fn = self._modules
+        if self._containers_source is None or not self.tracked_at:
+            return []
+        fn = self._containers
         if fn is None:
             namespace = dict(self._consts)
-            exec(compile(self._modules_source, "<funcnn.transforms modules>", "exec"), namespace)  # noqa: S102
-            fn = self._modules = namespace["modules"]
+            code = compile(self._containers_source, "<funcnn.transforms containers>", "exec")
+            exec(code, namespace)  # noqa: S102 - our own generated source
+            fn = self._containers = namespace["containers"]
         return fn(tree)
+
+    def modules(self, tree: Any) -> list:
+        """The Modules of ``tree`` (of this structure), in the order of :attr:`module_paths`."""
+        found = self.containers(tree)
+        return [found[i] for i in self.module_slots] if found else []
 
     def match(self, tree: Any, check: bool = True) -> Optional[list]:
         """The array leaves of ``tree`` if it has this structure, else ``None``.
