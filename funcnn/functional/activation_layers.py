@@ -37,9 +37,6 @@ def silu() -> Pair:
     return _activation(act.silu, "silu")
 
 
-_GELU_APPROXIMATIONS = ["none", "precise", "tanh", "fast"]
-
-
 @pair_factory
 def gelu(approx: str = "none") -> Pair:
     """GELU as a pair (as :class:`mlx.nn.GELU`); ``apply`` is :func:`~funcnn.functional.activations.gelu_apply`.
@@ -50,8 +47,5 @@ def gelu(approx: str = "none") -> Pair:
         >>> F.gelu("tanh").apply({}, mx.array([0.0])).tolist()
         [0.0]
     """
-    if approx not in _GELU_APPROXIMATIONS:
-        raise ValueError(
-            f"The approximation should be in {_GELU_APPROXIMATIONS} but '{approx}' was given"
-        )
+    act.check_gelu_approx(approx)
     return Pair(no_params, functools.partial(act.gelu_apply, approx=approx), "gelu")

@@ -63,6 +63,17 @@ def gelu_fast_approx(x: mx.array) -> mx.array:
     return x * mx.sigmoid(1.702 * x)
 
 
+GELU_APPROXIMATIONS = ["none", "precise", "tanh", "fast"]
+
+
+def check_gelu_approx(approx: str) -> None:
+    """mlx.nn's check of ``GELU(approx)``, shared by the pair factory and the class."""
+    if approx not in GELU_APPROXIMATIONS:
+        raise ValueError(
+            f"The approximation should be in {GELU_APPROXIMATIONS} but '{approx}' was given"
+        )
+
+
 def gelu_apply(params: dict, x: mx.array, *, approx: str = "none") -> mx.array:
     """The GELU variant :class:`mlx.nn.GELU` picks for ``approx`` (read at every call).
 

@@ -32,7 +32,11 @@ __all__ = [
 ]
 
 
-def _check_p(p: float) -> float:
+def keep_probability(p: float) -> float:
+    """``1 - p``, once ``p`` is checked to be in ``[0, 1)`` (mlx.nn's error otherwise).
+
+    Shared by the pair factories and the layer classes, which store it as ``_p_1``.
+    """
     if p < 0 or p >= 1:
         raise ValueError(f"The dropout probability {p} is not in [0, 1)")
     return 1 - p
@@ -106,7 +110,7 @@ def dropout3d_apply(
 
 
 def _dropout_pair(apply, p: float, name: str) -> Pair:
-    keep = _check_p(p)
+    keep = keep_probability(p)
     return Pair(
         no_params,
         functools.partial(apply, keep=keep),

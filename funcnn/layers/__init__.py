@@ -7,8 +7,6 @@ is the only list of its names; this package, and :mod:`funcnn`, assemble
 theirs from them.
 """
 
-import sys
-
 from . import (
     activations,
     base,
@@ -44,23 +42,24 @@ from .recurrent import *  # noqa: F403
 from .transformer import *  # noqa: F403
 from .upsample import *  # noqa: F403
 
-FAMILY_NAMES = (
-    "activations",
-    "containers",
-    "convolution",
-    "convolution_transpose",
-    "distributed",
-    "dropout",
-    "embedding",
-    "linear",
-    "normalization",
-    "pooling",
-    "positional_encoding",
-    "quantized",
-    "recurrent",
-    "transformer",
-    "upsample",
+# The family modules, in MLX's file order; each one's __all__ lists its names.
+FAMILIES = (
+    activations,
+    containers,
+    convolution,
+    convolution_transpose,
+    distributed,
+    dropout,
+    embedding,
+    linear,
+    normalization,
+    pooling,
+    positional_encoding,
+    quantized,
+    recurrent,
+    transformer,
+    upsample,
 )
-FAMILIES = tuple(sys.modules[f"{__name__}.{name}"] for name in FAMILY_NAMES)
+FAMILY_NAMES = tuple(family.__name__.rpartition(".")[2] for family in FAMILIES)
 
 __all__ = ["Module", *(name for family in FAMILIES for name in family.__all__)]

@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import mlx.core as mx
 
-from ..functional.activation_layers import gelu as _gelu_pair
-from ..functional.activations import gelu, gelu_apply, gelu_approx, gelu_fast_approx, relu, silu
+from ..functional.activations import (
+    check_gelu_approx,
+    gelu,
+    gelu_apply,
+    gelu_approx,
+    gelu_fast_approx,
+    relu,
+    silu,
+)
 from .base import Module
 
 __all__ = [
@@ -68,7 +75,7 @@ class GELU(Module):
     def __init__(self, approx: str = "none") -> None:
         super().__init__()
         self._approx = approx
-        _gelu_pair(approx)  # checks approx, with mlx.nn's error
+        check_gelu_approx(approx)
 
     def __call__(self, x: mx.array) -> mx.array:
         return gelu_apply(self, x, approx=self._approx)

@@ -10,26 +10,17 @@ call draws a new mask as an eager call would.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import mlx.core as mx
 
 from ..functional.dropout import (
-    dropout,
-    dropout2d,
     dropout2d_apply,
-    dropout3d,
     dropout3d_apply,
     dropout_apply,
+    keep_probability,
 )
 from .base import Module
 
 __all__ = ["Dropout", "Dropout2d", "Dropout3d"]
-
-
-def _keep(check: Callable[[float], object], p: float) -> float:
-    check(p)  # the pair factory checks p, with mlx.nn's error
-    return 1 - p
 
 
 class Dropout(Module):
@@ -48,7 +39,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        self._p_1 = _keep(dropout, p)
+        self._p_1 = keep_probability(p)
 
     def _extra_repr(self) -> str:
         return f"p={1 - self._p_1}"
@@ -69,7 +60,7 @@ class Dropout2d(Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        self._p_1 = _keep(dropout2d, p)
+        self._p_1 = keep_probability(p)
 
     def _extra_repr(self) -> str:
         return f"p={1 - self._p_1}"
@@ -90,7 +81,7 @@ class Dropout3d(Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        self._p_1 = _keep(dropout3d, p)
+        self._p_1 = keep_probability(p)
 
     def _extra_repr(self) -> str:
         return f"p={1 - self._p_1}"
