@@ -36,24 +36,32 @@ from . import (
     activations,
     containers,
     convolution,
+    convolution_transpose,
     dropout,
     embedding,
     linear,
     losses,
     normalization,
+    pooling,
     positional_encoding,
+    recurrent,
     transformer,
+    upsample,
 )
 from ._pair import Pair, apply_layer, merge_updates, pair_factory, split_key
 from .activation_layers import *  # noqa: F403
 from .containers import *  # noqa: F403
 from .convolution import *  # noqa: F403
+from .convolution_transpose import *  # noqa: F403
 from .dropout import *  # noqa: F403
 from .embedding import *  # noqa: F403
 from .linear import *  # noqa: F403
 from .normalization import *  # noqa: F403
+from .pooling import *  # noqa: F403
 from .positional_encoding import *  # noqa: F403
+from .recurrent import *  # noqa: F403
 from .transformer import *  # noqa: F403
+from .upsample import *  # noqa: F403
 
 # The family modules whose names this namespace holds.  Several share their
 # name with their pair factory (``linear``, ``dropout``, ``embedding``): the
@@ -65,12 +73,16 @@ FAMILIES = tuple(
         "activation_layers",
         "containers",
         "convolution",
+        "convolution_transpose",
         "dropout",
         "embedding",
         "linear",
         "normalization",
+        "pooling",
         "positional_encoding",
+        "recurrent",
         "transformer",
+        "upsample",
     )
 )
 

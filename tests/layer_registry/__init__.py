@@ -29,12 +29,16 @@ from . import (  # noqa: F401 - registers the entries, in MLX's family order
     activations,
     containers,
     convolution,
+    convolution_transpose,
     dropout,
     embedding,
     linear,
     normalization,
+    pooling,
     positional_encoding,
+    recurrent,
     transformer,
+    upsample,
 )
 from ._types import (
     CALL_ERROR_CASES,

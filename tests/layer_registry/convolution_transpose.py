@@ -1,0 +1,1 @@
+"""Registry entries of MLX's ``layers/convolution_transpose.py`` family."""
