@@ -1,4 +1,7 @@
-"""Lookup tables, as ``mlx.nn.layers.embedding``: :class:`Embedding`; math in :mod:`funcnn.functional.embedding`."""
+"""Lookup tables, as ``mlx.nn.layers.embedding``: :class:`Embedding`.
+
+The math is :mod:`funcnn.functional.embedding`.
+"""
 
 from __future__ import annotations
 
@@ -33,5 +36,16 @@ class Embedding(Module):
         return embedding_apply(self, x)
 
     def as_linear(self, x: mx.array) -> mx.array:
-        """Use the table as an output projection (tied input and output embeddings)."""
+        """The table as an output projection, ``x @ weight.T`` (tied input and output embeddings).
+
+        See :func:`funcnn.functional.embedding_as_linear`.
+
+        Example:
+            >>> import mlx.core as mx
+            >>> import funcnn as nn
+            >>> emb = nn.Embedding(3, 2)
+            >>> emb.weight = mx.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+            >>> emb.as_linear(mx.array([[2.0, 3.0]])).tolist()
+            [[2.0, 3.0, 5.0]]
+        """
         return embedding_as_linear(self, x)
