@@ -1,8 +1,9 @@
-"""Convolutions, as ``mlx.nn.layers.convolution``: :class:`Conv1d`, :class:`Conv2d`.
+"""Convolutions, as ``mlx.nn.layers.convolution``: ``Conv1d``, ``Conv2d``, ``Conv3d``.
 
 The math is :mod:`funcnn.functional.convolution`; each call passes the
 attributes ``stride``, ``padding``, ``dilation`` and ``groups`` as they are
-then (MLX stores ``Conv2d``'s expanded ``padding``/``stride`` tuples as items).
+then (MLX stores the expanded ``padding``/``stride`` tuples of ``Conv2d`` and
+``Conv3d`` as items).
 """
 
 from __future__ import annotations
@@ -11,11 +12,19 @@ from typing import Union
 
 import mlx.core as mx
 
-from ..functional.convolution import as_tuple, conv1d, conv1d_apply, conv2d, conv2d_apply
+from ..functional.convolution import (
+    as_tuple,
+    conv1d,
+    conv1d_apply,
+    conv2d,
+    conv2d_apply,
+    conv3d,
+    conv3d_apply,
+)
 from ._template import adopt
 from .base import Module
 
-__all__ = ["Conv1d", "Conv2d"]
+__all__ = ["Conv1d", "Conv2d", "Conv3d"]
 
 
 class Conv1d(Module):
@@ -110,4 +119,50 @@ class Conv2d(Module):
         return conv2d_apply(
             self, x, stride=self.stride, padding=self.padding, dilation=self.dilation,
             groups=self.groups,
+        )
+
+
+class Conv3d(Module):
+    """3-D convolution of ``(N, D, H, W, C)`` inputs; see :func:`funcnn.functional.conv3d`.
+
+    As in MLX there are no groups, and ``padding`` and ``stride`` are stored
+    as tuple items (part of :attr:`state`, not parameters).
+
+    Example:
+        >>> import mlx.core as mx
+        >>> import funcnn as nn
+        >>> conv = nn.Conv3d(2, 4, 3, padding=1)
+        >>> conv(mx.ones((1, 4, 5, 6, 2))).shape
+        (1, 4, 5, 6, 4)
+        >>> conv
+        Conv3d(2, 4, kernel_size=(3, 3, 3), stride=(1, 1, 1), padding=(1, 1, 1), dilation=1, ...)
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Union[int, tuple],
+        stride: Union[int, tuple] = 1,
+        padding: Union[int, tuple] = 0,
+        dilation: Union[int, tuple] = 1,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        pair = conv3d(in_channels, out_channels, kernel_size, stride, padding, dilation, bias)
+        adopt(self, pair.init())
+        self.padding = as_tuple(padding, 3)
+        self.stride = as_tuple(stride, 3)
+        self.dilation = dilation
+
+    def _extra_repr(self) -> str:
+        return (
+            f"{self.weight.shape[-1]}, {self.weight.shape[0]}, "
+            f"kernel_size={self.weight.shape[1:4]}, stride={self.stride}, "
+            f"padding={self.padding}, dilation={self.dilation}, bias={'bias' in self}"
+        )
+
+    def __call__(self, x: mx.array) -> mx.array:
+        return conv3d_apply(
+            self, x, stride=self.stride, padding=self.padding, dilation=self.dilation
         )
