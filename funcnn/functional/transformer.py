@@ -1,8 +1,14 @@
-"""Attention (MLX's ``layers/transformer.py``): ``multi_head_attention`` and its math.
+"""Attention and transformers (MLX's ``layers/transformer.py``).
 
-:func:`attend` is the attention itself, shared by the pure pair (which composes
-four :func:`~funcnn.functional.linear` pairs) and the facade class (which calls
-its four ``Linear`` children, so that a swapped child is the one that runs).
+:func:`attend` is the attention itself, shared by the pure pair
+``multi_head_attention`` (which composes four :func:`~funcnn.functional.linear`
+pairs) and the facade class (which calls its four ``Linear`` children, so that
+a swapped child is the one that runs).
+
+The encoder and decoder blocks and stacks (``transformer_encoder_layer``,
+``transformer_encoder``, ``transformer_decoder_layer``, ``transformer_decoder``,
+``transformer``) live in :mod:`funcnn.functional._transformer_stack` and are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -16,7 +22,11 @@ from ._pair import Key, Pair, pair_factory, split_key
 from .linear import linear
 
 __all__ = [
-    "multi_head_attention", "attend", "create_additive_causal_mask", "projection_shapes"
+    "multi_head_attention", "attend", "create_additive_causal_mask", "projection_shapes",
+    "transformer_encoder_layer", "transformer_encoder", "transformer_decoder_layer",
+    "transformer_decoder", "transformer", "transformer_encoder_layer_apply",
+    "transformer_encoder_apply", "transformer_decoder_layer_apply", "transformer_decoder_apply",
+    "transformer_apply",
 ]
 
 Mask = Optional[Union[mx.array, str]]
@@ -143,3 +153,18 @@ def create_additive_causal_mask(N: int, dtype: mx.Dtype = mx.float32) -> mx.arra
     indices = mx.arange(N)
     mask = indices[:, None] < indices[None]
     return mask.astype(dtype) * mx.finfo(dtype).min
+
+
+# The stacks compose multi_head_attention (above), so they are imported last.
+from ._transformer_stack import (  # noqa: E402
+    transformer,
+    transformer_apply,
+    transformer_decoder,
+    transformer_decoder_apply,
+    transformer_decoder_layer,
+    transformer_decoder_layer_apply,
+    transformer_encoder,
+    transformer_encoder_apply,
+    transformer_encoder_layer,
+    transformer_encoder_layer_apply,
+)
