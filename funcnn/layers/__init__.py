@@ -62,4 +62,11 @@ FAMILIES = (
 )
 FAMILY_NAMES = tuple(family.__name__.rpartition(".")[2] for family in FAMILIES)
 
-__all__ = ["Module", *(name for family in FAMILIES for name in family.__all__)]
+# Names mlx.nn has in their family module only (``mlx.nn.layers.upsample.upsample_nearest``),
+# not in ``mlx.nn.layers`` nor ``mlx.nn``: listed by their family, not re-exported here.
+FAMILY_ONLY = frozenset({"upsample_nearest", "upsample_linear", "upsample_cubic"})
+
+__all__ = [
+    "Module",
+    *(name for family in FAMILIES for name in family.__all__ if name not in FAMILY_ONLY),
+]
