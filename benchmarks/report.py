@@ -270,6 +270,13 @@ def _target_rows(results: dict, blas: str) -> list:
         if ours:
             fastest = min(ours, key=lambda v: g["variants"][v]["median_ms"])
             add(f"W3 fastest funcnn variant ({fastest}) vs {best}", ratio("W3", fastest, best), ">= 1.20x")
+    # The catalogue's families (W6-W9): funcnn at least as fast as mlx.nn, compiled and eager;
+    # pure_compiled vs mlxnn_eager is what compiling the whole pure step buys a plain mlx.nn user.
+    for w in ("W6", "W7", "W8", "W9"):
+        for how in ("compiled", "eager"):
+            add(f"{w} facade_{how} vs mlxnn_{how}", ratio(w, f"facade_{how}", f"mlxnn_{how}"), ">= 1.00x")
+            add(f"{w} pure_{how} vs mlxnn_{how}", ratio(w, f"pure_{how}", f"mlxnn_{how}"), ">= 1.00x")
+        add(f"{w} pure_compiled vs mlxnn_eager (information)", ratio(w, "pure_compiled", "mlxnn_eager"), ">= 0.00x")
     for w in sorted(k for (b, k) in results if b == blas and k.startswith("W5.")):
         add(f"{w} facade vs mlx.nn", ratio(w, "facade_eager", "mlxnn_eager"), ">= 3.00x")
     traced = [(w, v, s["traces"]) for (b, w), g in results.items() if b == blas

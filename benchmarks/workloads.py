@@ -9,6 +9,8 @@ W4.forward     overhead: 200 x Linear(16, 16), batch 1, MSE loss: forward
 W4.vag         ... value_and_grad
 W4.step        ... full training step (Adam)
 W5.<op>        tree operations on a 48-layer model, one row per operation (``wl_trees.py``)
+W6 ... W9      one representative of each new layer family (``wl_catalogue.py``):
+               ConvTranspose2d, pooling CNN, LSTM, Transformer encoder-decoder
 =============  ==========================================================================
 
 Variants (``wl_common.py``): ``mlxnn_eager``, ``mlxnn_compiled`` (``mx.compile(step,
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 
 import mlx.core as mx
 
+import wl_catalogue
 import wl_common as C
 import wl_lm
 import wl_trees
@@ -188,6 +191,18 @@ WORKLOADS: dict = {
                  _model_builder(lambda q: CHAIN, "vag"), warmup=20, steps=200),
         Workload("W4.step", "200 x Linear(16,16), batch 1: training step (Adam)",
                  C.TRAIN_VARIANTS, _model_builder(lambda q: CHAIN, "train"), warmup=20, steps=200),
+        Workload("W6", "ConvTranspose2d decoder training step, batch 32, Adam",
+                 wl_catalogue.VARIANTS, _model_builder(lambda q: wl_catalogue.DECONV, "train"),
+                 warmup=3, steps=20),
+        Workload("W7", "pooling CNN (MaxPool2d, AvgPool2d) training step, batch 64, Adam",
+                 wl_catalogue.VARIANTS, _model_builder(lambda q: wl_catalogue.POOL_CNN, "train"),
+                 warmup=3, steps=20),
+        Workload("W8", "LSTM(32->128), 32 steps, batch 16, training step, Adam",
+                 wl_catalogue.VARIANTS, _model_builder(lambda q: wl_catalogue.LSTM, "train"),
+                 warmup=3, steps=20),
+        Workload("W9", "Transformer encoder-decoder (d 64, 2+2 layers) training step, AdamW",
+                 wl_catalogue.VARIANTS, _model_builder(lambda q: wl_catalogue.TRANSFORMER, "train"),
+                 warmup=3, steps=20),
     ]
     + [
         Workload(f"W5.{op}", f"48-layer model: {op}", _TREE_VARIANTS, _tree_builder(op),
