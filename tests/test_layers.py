@@ -31,6 +31,9 @@ Tolerances: see ``_layer_helpers``.  On mlx 0.32.4 (CPU) every check except
 vmap over stacked parameters of ``sequential_nested`` (float32 round-off) is
 in fact bit-exact.  The grouped-convolution variants of the stacked-parameter
 vmap check are strict xfails: mlx itself computes them wrongly.
+Also strict xfails, declared in the registry: vmap over inputs of pooling with
+overlapping or partial windows (MLX's ``as_strided`` has no vmap rule) and
+half precision for Upsample's linear/cubic modes (mlx.nn returns float32).
 """
 
 from __future__ import annotations
@@ -230,7 +233,7 @@ def _leaves(tree) -> list:
 
 
 @MODES
-@ALL
+@with_known_failures("vmap_inputs")
 def test_vmap_over_inputs(case, training):
     pair = make(case, FUNCTIONAL)
     params = params_for(case, 6)
@@ -290,8 +293,14 @@ def test_compile_matches_eager(case, training):
 # --- 8. half precision ------------------------------------------------------------------
 
 
+# Layers whose mlx.nn output has its own dtype whatever the input's: a float32 constant
+# (SinusoidalPositionalEncoding's private ``_sigmas``, never cast with the parameters)
+# promotes half-precision inputs.
+OUTPUT_DTYPE = {"SinusoidalPositionalEncoding": mx.float32}
+
+
 @pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16], ids=["float16", "bfloat16"])
-@ALL
+@with_known_failures("half_precision")
 def test_half_precision_matches_mlx(case, dtype):
     cast = lambda a: a.astype(dtype) if is_float(a) else a  # noqa: E731
     params = tree_map(cast, params_for(case, 8))
@@ -300,7 +309,11 @@ def test_half_precision_matches_mlx(case, dtype):
     got, got_params = run_pair(make(case, FUNCTIONAL), params, inputs)
     for g, w in zip(_leaves(got), _leaves(want)):  # an output may be a tuple (LSTM)
         assert g.dtype == w.dtype
-        if tree_flatten(params) or any(is_float(a) for a in inputs[: case.data_args]):
+        if case.cls in OUTPUT_DTYPE:
+            assert g.dtype == OUTPUT_DTYPE[case.cls]
+        elif mx.issubdtype(w.dtype, mx.floating) and (  # Step's output is int32 in mlx.nn
+            tree_flatten(params) or any(is_float(a) for a in inputs[: case.data_args])
+        ):
             assert g.dtype == dtype
     assert_close(got, want, **HALF_TOL[dtype])
     assert_close(got_params, want_params, **HALF_TOL[dtype], label="parameters after the call")
@@ -323,7 +336,17 @@ def module_structure(value):
 
 
 def plain_attributes(module) -> dict:
-    return dict(vars(module))
+    # An mlx.nn function default (RNN's ``tanh``) and its funcnn twin compare by name.
+    return {k: _default(v) for k, v in vars(module).items()}
+
+
+def twin_repr(module) -> str:
+    """``repr(module)``, the reprs of such twins (``<function tanh at 0x..>``) by name."""
+    text = repr(module)
+    for value in (v for m in module.modules() for v in vars(m).values()):
+        if (named := _default(value)) is not value:
+            text = text.replace(repr(value), f"nn.{named[1]}")
+    return text
 
 
 @ALL
@@ -332,7 +355,7 @@ def test_repr_items_attributes_match_mlx(case):
     want = make(case, MLX)
     mx.random.seed(0)
     got = make(case, FACADE)
-    assert repr(got) == repr(want)
+    assert twin_repr(got) == twin_repr(want)
     assert list(got.keys()) == list(want.keys())
     assert module_structure(got) == module_structure(want)
     assert plain_attributes(got) == plain_attributes(want)
