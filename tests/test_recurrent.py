@@ -242,3 +242,12 @@ def test_alibi_caches_nothing_as_mlx_nn_0_32_4():
         scores = normal(sum(shape), *shape).astype(dtype)
         assert_same(layer(scores, offset), oracle(scores, offset))
     assert vars(layer) == vars(oracle) and not layer.keys()
+
+
+def test_pure_rnn_refuses_a_module_nonlinearity_with_parameters():
+    # Its weight would be invisible to init/apply and to gradients; the class keeps it as a child.
+    with pytest.raises(TypeError, match="PReLU module with parameters"):
+        F.rnn(3, 4, nonlinearity=funcnn.PReLU())
+    layer = funcnn.RNN(3, 4, nonlinearity=funcnn.PReLU())
+    assert "nonlinearity.weight" in dict(tree_flatten(layer.parameters()))
+    F.rnn(3, 4, nonlinearity=funcnn.ReLU())  # no parameters: accepted

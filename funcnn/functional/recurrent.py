@@ -128,6 +128,13 @@ def rnn(
         (['Wxh', 'Whh', 'bias'], (2, 5, 8))
     """
     nonlinearity = rnn_nonlinearity(nonlinearity)
+    if isinstance(nonlinearity, dict) and len(nonlinearity) > 0:
+        # A Module holding parameters (PReLU): the pure pair could not see or train them.
+        raise TypeError(
+            f"rnn: nonlinearity is a {type(nonlinearity).__name__} module with parameters, "
+            "which a pure pair cannot see; pass a parameter-free function (nn.relu, mx.tanh) "
+            "or use the nn.RNN class"
+        )
     shapes = {"Wxh": (hidden_size, input_size), "Whh": (hidden_size, hidden_size)}
     if bias:
         shapes["bias"] = (hidden_size,)

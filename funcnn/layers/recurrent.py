@@ -51,8 +51,10 @@ class RNN(Module):
         nonlinearity: Optional[Callable] = None,
     ) -> None:
         super().__init__()
-        pair = rnn(input_size, hidden_size, bias, nonlinearity)
+        # The class holds the non-linearity itself (a Module one is a child, as in mlx.nn); the
+        # pair, built only for its checks and init, never sees it.
         self.nonlinearity = rnn_nonlinearity(nonlinearity)
+        pair = rnn(input_size, hidden_size, bias)
         self.hidden_size = hidden_size
         adopt(self, pair.init())
         if not bias:
