@@ -24,6 +24,7 @@ import mlx.nn
 import mlx.nn.layers.activations as mlx_activations
 import numpy as np
 import pytest
+from _bits import assert_identical, normal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,23 +40,6 @@ FUNCTIONS = [
 ]  # fmt: skip
 DTYPES = [mx.int32, mx.float16, mx.bfloat16, mx.float32]
 COLUMNS = 8  # the grids are (rows, 8): every function sees a matrix
-
-
-def bits(a: mx.array) -> np.ndarray:
-    if a.dtype == mx.bool_:
-        return np.array(a)
-    view = {1: mx.uint8, 2: mx.uint16, 4: mx.uint32, 8: mx.uint64}[a.dtype.size]
-    return np.array(mx.view(a, view))
-
-
-def assert_identical(got: mx.array, want: mx.array) -> None:
-    assert isinstance(got, mx.array)
-    assert got.shape == want.shape and got.dtype == want.dtype
-    np.testing.assert_array_equal(bits(got), bits(want))
-
-
-def normal(seed: int, *shape: int) -> mx.array:
-    return mx.random.normal(shape, key=mx.random.key(seed))
 
 
 # --- the grids ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import mlx.core as mx
 import mlx.nn
 import numpy as np
 import pytest
+from _bits import assert_identical, normal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,23 +19,6 @@ import funcnn
 import funcnn.functional as F
 
 LOSSES = ["cross_entropy", "binary_cross_entropy", "l1_loss", "mse_loss", "nll_loss"]
-
-
-def bits(a: mx.array) -> np.ndarray:
-    if a.dtype == mx.bool_:
-        return np.array(a)
-    view = {1: mx.uint8, 2: mx.uint16, 4: mx.uint32, 8: mx.uint64}[a.dtype.size]
-    return np.array(mx.view(a, view))
-
-
-def assert_identical(got: mx.array, want: mx.array) -> None:
-    assert isinstance(got, mx.array)
-    assert got.shape == want.shape and got.dtype == want.dtype
-    np.testing.assert_array_equal(bits(got), bits(want))
-
-
-def normal(seed: int, *shape: int) -> mx.array:
-    return mx.random.normal(shape, key=mx.random.key(seed))
 
 
 # --- losses ------------------------------------------------------------------------------

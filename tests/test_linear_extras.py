@@ -17,19 +17,10 @@ import mlx.core as mx
 import mlx.nn
 import numpy as np
 import pytest
+from _bits import assert_identical, normal
 
 import funcnn
 import funcnn.functional as F
-
-
-def normal(seed: int, *shape: int) -> mx.array:
-    return mx.random.normal(shape, key=mx.random.key(seed))
-
-
-def assert_identical(got: mx.array, want: mx.array) -> None:
-    assert (got.shape, got.dtype) == (want.shape, want.dtype)
-    view = {2: mx.uint16, 4: mx.uint32}[got.dtype.size]
-    np.testing.assert_array_equal(np.array(mx.view(got, view)), np.array(mx.view(want, view)))
 
 
 def twins(cls: str, *args, seed: int = 0):

@@ -21,6 +21,7 @@ import mlx.core as mx
 import mlx.nn
 import numpy as np
 import pytest
+from _bits import assert_identical, normal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,27 +43,12 @@ REDUCTIONS = ["none", "mean", "sum", None]  # None: the loss's default
 FLOATS = [mx.float32, mx.float16, mx.bfloat16]
 
 
-def normal(seed: int, *shape: int, dtype=mx.float32) -> mx.array:
-    return mx.random.normal(shape, key=mx.random.key(seed)).astype(dtype)
-
-
 def log_softmax(x: mx.array, axis: int = -1) -> mx.array:
     return x - mx.logsumexp(x, axis=axis, keepdims=True)
 
 
 def signs(seed: int, *shape: int, dtype=mx.float32) -> mx.array:
     return mx.where(normal(seed, *shape) > 0, 1, -1).astype(dtype)
-
-
-def bits(a: mx.array) -> np.ndarray:
-    view = {1: mx.uint8, 2: mx.uint16, 4: mx.uint32, 8: mx.uint64}[a.dtype.size]
-    return np.array(mx.view(a, view))
-
-
-def assert_identical(got, want, label=""):
-    assert isinstance(got, mx.array), label
-    assert (got.shape, got.dtype) == (want.shape, want.dtype), label
-    np.testing.assert_array_equal(bits(got), bits(want), err_msg=label)
 
 
 def _floating(a) -> bool:

@@ -18,6 +18,7 @@ import mlx.core as mx
 import mlx.nn
 import numpy as np
 import pytest
+from _bits import normal
 from mlx.utils import tree_flatten, tree_map
 
 import funcnn
@@ -25,10 +26,6 @@ import funcnn.functional as F
 import funcnn.transforms as T
 
 LR = 0.5
-
-
-def normal(seed: int, *shape: int) -> mx.array:
-    return mx.random.normal(shape, key=mx.random.key(seed))
 
 
 def assert_same(got, want, rtol: float = 0.0, atol: float = 0.0) -> None:

@@ -22,7 +22,7 @@ import mlx.nn
 import mlx.nn.layers.upsample as mlx_upsample
 import numpy as np
 import pytest
-from _layer_helpers import bits
+from _bits import assert_identical
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from layer_registry import normal
@@ -57,11 +57,6 @@ DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
 def both(name: str):
     """mlx.nn's function and funcnn's, by mode name."""
     return getattr(mlx_upsample, f"upsample_{name}"), getattr(fn_upsample, f"upsample_{name}")
-
-
-def assert_identical(got: mx.array, want: mx.array, label: str = "") -> None:
-    assert got.dtype == want.dtype and got.shape == want.shape, label
-    np.testing.assert_array_equal(bits(got), bits(want), err_msg=label)
 
 
 def test_the_functions_are_one_object_at_every_path():

@@ -43,7 +43,9 @@ from typing import Any, Union
 
 import mlx.core as mx
 
-__all__ = [
+# The array functions of mlx.nn's activations family, in its order (``funcnn.layers.activations``
+# re-exports exactly these beside the classes).
+FUNCTIONS = [
     "sigmoid",
     "relu",
     "relu2",
@@ -71,6 +73,10 @@ __all__ = [
     "hard_shrink",
     "softmin",
     "tanh",
+]
+
+__all__ = [
+    *FUNCTIONS,
     "glu_apply",
     "leaky_relu_apply",
     "elu_apply",

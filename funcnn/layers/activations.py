@@ -17,6 +17,7 @@ import mlx.core as mx
 
 from ..functional import activation_layers as pairs
 from ..functional.activations import (
+    FUNCTIONS,
     celu,
     celu_apply,
     check_gelu_approx,
@@ -59,33 +60,7 @@ from ._template import adopt
 from .base import Module
 
 __all__ = [
-    "sigmoid",
-    "relu",
-    "relu2",
-    "relu6",
-    "leaky_relu",
-    "log_softmax",
-    "elu",
-    "softmax",
-    "softplus",
-    "softsign",
-    "softshrink",
-    "celu",
-    "silu",
-    "log_sigmoid",
-    "gelu",
-    "gelu_approx",
-    "gelu_fast_approx",
-    "glu",
-    "step",
-    "selu",
-    "prelu",
-    "mish",
-    "hardswish",
-    "hard_tanh",
-    "hard_shrink",
-    "softmin",
-    "tanh",
+    *FUNCTIONS,
     "GLU",
     "Sigmoid",
     "Mish",
