@@ -293,12 +293,6 @@ def test_compile_matches_eager(case, training):
 # --- 8. half precision ------------------------------------------------------------------
 
 
-# Layers whose mlx.nn output has its own dtype whatever the input's: a float32 constant
-# (SinusoidalPositionalEncoding's private ``_sigmas``, never cast with the parameters)
-# promotes half-precision inputs.
-OUTPUT_DTYPE = {"SinusoidalPositionalEncoding": mx.float32}
-
-
 @pytest.mark.parametrize("dtype", [mx.float16, mx.bfloat16], ids=["float16", "bfloat16"])
 @with_known_failures("half_precision")
 def test_half_precision_matches_mlx(case, dtype):
@@ -309,8 +303,8 @@ def test_half_precision_matches_mlx(case, dtype):
     got, got_params = run_pair(make(case, FUNCTIONAL), params, inputs)
     for g, w in zip(_leaves(got), _leaves(want)):  # an output may be a tuple (LSTM)
         assert g.dtype == w.dtype
-        if case.cls in OUTPUT_DTYPE:
-            assert g.dtype == OUTPUT_DTYPE[case.cls]
+        if case.output_dtype is not None:  # declared by the registry, as mlx.nn computes it
+            assert g.dtype == case.output_dtype
         elif mx.issubdtype(w.dtype, mx.floating) and (  # Step's output is int32 in mlx.nn
             tree_flatten(params) or any(is_float(a) for a in inputs[: case.data_args])
         ):

@@ -74,6 +74,7 @@ class LayerCase:
     mode_dependent: bool = False
     stateful: bool = False
     mutations: dict = field(default_factory=dict)
+    output_dtype: Any = None
 
     def __repr__(self) -> str:
         return f"LayerCase({self.id})"
@@ -147,12 +148,15 @@ def kind(
     mode_dependent: bool = False,
     stateful: bool = False,
     mutations: dict | None = None,
+    output_dtype: Any = None,
 ) -> Callable[..., None]:
     """Register variants of one layer: ``add(id, *args, inputs=..., **kwargs)``, ``add.error``.
 
     The keyword arguments of ``kind`` are the defaults of every variant;
-    ``add`` may override ``stateful`` and ``mutations`` (e.g. a BatchNorm
-    without running statistics is not stateful).
+    ``add`` may override ``stateful``, ``mutations`` and ``output_dtype`` (e.g.
+    a BatchNorm without running statistics is not stateful).  ``output_dtype``
+    is the dtype mlx.nn's output has whatever the input's (a float32 constant
+    that promotes half-precision inputs); ``None``: the input's.
     """
 
     def add(id, *args, inputs, data_args=1, known_failures=None, **kwargs):
@@ -160,6 +164,7 @@ def kind(
             id, cls, factory, args, {}, inputs, data_args, known_failures or {},
             stochastic, mode_dependent, kwargs.pop("_stateful", stateful),
             kwargs.pop("_mutations", dict(mutations or {})),
+            kwargs.pop("_output_dtype", output_dtype),
         )
         case.kwargs = kwargs
         LAYERS.append(case)

@@ -28,6 +28,9 @@ RoPE("rope_offset_array", 8, inputs=lambda s: (normal(s, 2, 5, 8), mx.array(4)))
 SPE = kind(
     "SinusoidalPositionalEncoding", "sinusoidal_positional_encoding",
     mutations={"scale": 1, "cos_first": True, "_sigmas": mx.array([0.5, 2.0, 3.0])},
+    # The float32 ``_sigmas`` (a private item, never cast with the parameters) promote
+    # half-precision inputs, in mlx.nn as here.
+    output_dtype=mx.float32,
 )
 SPE("sinusoidal", 8, inputs=lambda s: (normal(s, 2, 5),))
 SPE("sinusoidal_int_positions", 6, inputs=lambda s: (ids(s, 100, 2, 7),))

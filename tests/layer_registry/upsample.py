@@ -6,14 +6,9 @@ time are mutated (per variant where the default mutation is an error there).
 The array functions are tested in ``tests/test_upsample_functions.py``.
 """
 
-from ._types import ids, kind, normal
+import mlx.core as mx
 
-# mlx.nn's linear and cubic interpolation multiply by float32 weights, so a float16 or
-# bfloat16 input gives a float32 output; funcnn keeps mlx.nn's ops (bit-identical).
-FLOAT32_OUT = {
-    "half_precision": "mlx 0.32.4: mlx.nn.Upsample's linear/cubic modes return float32 for "
-    "float16/bfloat16 inputs (float32 weights); funcnn computes the same"
-}
+from ._types import ids, kind, normal
 
 Upsample = kind(
     "Upsample",
@@ -42,36 +37,37 @@ Upsample("upsample_nearest_list", [1.0, 2.5], inputs=data(1, 2, 2, 2))
 Upsample("upsample_nearest_int_input", 2, inputs=lambda s: (ids(s, 9, 2, 3, 2),))
 Upsample("upsample_nearest_align_corners", 2.5, "nearest", True, inputs=data(2, 3, 2))
 
-# linear
+# linear and cubic: mlx.nn multiplies by float32 weights, so a float16 or bfloat16 input
+# gives a float32 output (declared as the output dtype; funcnn keeps mlx.nn's ops).
 for _dims, _shape in ((1, (2, 5, 3)), (2, (2, 4, 3, 2)), (3, (1, 3, 2, 3, 2))):
     Upsample(f"upsample_linear_{_dims}d", 2, "linear", inputs=data(*_shape),
-             known_failures=FLOAT32_OUT)
+             _output_dtype=mx.float32)
     Upsample(f"upsample_linear_{_dims}d_align_corners", 1.5, "linear", True,
-             inputs=data(*_shape), known_failures=FLOAT32_OUT, _mutations=NO_ANTIALIAS)
+             inputs=data(*_shape), _output_dtype=mx.float32, _mutations=NO_ANTIALIAS)
     Upsample(f"upsample_cubic_{_dims}d", 2, "cubic", inputs=data(*_shape),
-             known_failures=FLOAT32_OUT)
+             _output_dtype=mx.float32)
     Upsample(f"upsample_cubic_{_dims}d_align_corners", 2.5, mode="cubic", align_corners=True,
-             inputs=data(*_shape), known_failures=FLOAT32_OUT, _mutations=NO_ANTIALIAS)
+             inputs=data(*_shape), _output_dtype=mx.float32, _mutations=NO_ANTIALIAS)
 Upsample("upsample_linear_down", 0.5, "linear", inputs=data(2, 6, 5, 2),
-         known_failures=FLOAT32_OUT)
+         _output_dtype=mx.float32)
 Upsample("upsample_linear_tuple", (2, 0.75), "linear", inputs=data(2, 4, 4, 2),
-         known_failures=FLOAT32_OUT)
+         _output_dtype=mx.float32)
 Upsample("upsample_linear_antialias", 0.5, "linear", antialias=True, inputs=data(2, 6, 6, 2),
-         known_failures=FLOAT32_OUT, _mutations=NO_CORNERS)
+         _output_dtype=mx.float32, _mutations=NO_CORNERS)
 Upsample("upsample_linear_antialias_up", (1.5, 0.4), "linear", False, True,
-         inputs=data(1, 4, 5, 2), known_failures=FLOAT32_OUT, _mutations=NO_CORNERS)
+         inputs=data(1, 4, 5, 2), _output_dtype=mx.float32, _mutations=NO_CORNERS)
 Upsample("upsample_linear_antialias_1d", 0.75, "linear", antialias=True, inputs=data(2, 8, 2),
-         known_failures=FLOAT32_OUT, _mutations={**NO_CORNERS, "scale_factor": (0.5,)})
+         _output_dtype=mx.float32, _mutations={**NO_CORNERS, "scale_factor": (0.5,)})
 
 # cubic
 Upsample("upsample_cubic_down", 0.6, "cubic", inputs=data(2, 5, 5, 2),
-         known_failures=FLOAT32_OUT)
+         _output_dtype=mx.float32)
 Upsample("upsample_cubic_tuple_align_corners", (3, 1.25), "cubic", True,
-         inputs=data(1, 3, 4, 2), known_failures=FLOAT32_OUT, _mutations=NO_ANTIALIAS)
+         inputs=data(1, 3, 4, 2), _output_dtype=mx.float32, _mutations=NO_ANTIALIAS)
 Upsample("upsample_cubic_antialias", 0.5, "cubic", antialias=True, inputs=data(2, 6, 4, 2),
-         known_failures=FLOAT32_OUT, _mutations=NO_CORNERS)
+         _output_dtype=mx.float32, _mutations=NO_CORNERS)
 Upsample("upsample_cubic_antialias_3d", (0.5, 2, 1), "cubic", antialias=True,
-         inputs=data(1, 4, 2, 3, 2), known_failures=FLOAT32_OUT,
+         inputs=data(1, 4, 2, 3, 2), _output_dtype=mx.float32,
          _mutations={**NO_CORNERS, "scale_factor": 0.75})
 
 Upsample.error("upsample_unknown_mode", 2, "bilinear")
