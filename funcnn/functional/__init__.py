@@ -37,6 +37,7 @@ from . import (
     containers,
     convolution,
     convolution_transpose,
+    distributed,
     dropout,
     embedding,
     linear,
@@ -44,6 +45,7 @@ from . import (
     normalization,
     pooling,
     positional_encoding,
+    quantized,
     recurrent,
     transformer,
     upsample,
@@ -53,12 +55,14 @@ from .activation_layers import *  # noqa: F403
 from .containers import *  # noqa: F403
 from .convolution import *  # noqa: F403
 from .convolution_transpose import *  # noqa: F403
+from .distributed import *  # noqa: F403
 from .dropout import *  # noqa: F403
 from .embedding import *  # noqa: F403
 from .linear import *  # noqa: F403
 from .normalization import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .positional_encoding import *  # noqa: F403
+from .quantized import *  # noqa: F403
 from .recurrent import *  # noqa: F403
 from .transformer import *  # noqa: F403
 from .upsample import *  # noqa: F403
@@ -74,12 +78,14 @@ FAMILIES = tuple(
         "containers",
         "convolution",
         "convolution_transpose",
+        "distributed",
         "dropout",
         "embedding",
         "linear",
         "normalization",
         "pooling",
         "positional_encoding",
+        "quantized",
         "recurrent",
         "transformer",
         "upsample",

@@ -1,0 +1,5 @@
+"""MLX's ``layers/quantized.py`` family in the pure core (filled by the quantization issue)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""Registry entries of MLX's ``layers/quantized.py`` family."""
