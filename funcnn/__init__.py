@@ -24,7 +24,7 @@ from . import _blas
 
 _blas.preload()
 
-from . import functional, init, layers, losses, transforms, tree, utils  # noqa: E402
+from . import functional, init, layers, lora, losses, transforms, tree, utils  # noqa: E402
 from ._blas import blas_info  # noqa: E402
 from .checkpoint import load, save  # noqa: E402
 from .layers import *  # noqa: E402, F403
@@ -75,4 +75,5 @@ __all__ = [
     "summary",
     "ModelSummary",
     "blas_info",
+    "lora",
 ]

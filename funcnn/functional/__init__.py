@@ -41,6 +41,7 @@ from . import (
     dropout,
     embedding,
     linear,
+    lora,
     losses,
     normalization,
     pooling,
@@ -59,6 +60,7 @@ from .distributed import *  # noqa: F403
 from .dropout import *  # noqa: F403
 from .embedding import *  # noqa: F403
 from .linear import *  # noqa: F403
+from .lora import *  # noqa: F403
 from .normalization import *  # noqa: F403
 from .pooling import *  # noqa: F403
 from .positional_encoding import *  # noqa: F403
@@ -95,6 +97,8 @@ FAMILIES = tuple(
 __all__ = [
     *_pair.__all__,
     *(name for family in FAMILIES for name in family.__all__),
+    # funcnn's own: LoRA adapters over any linear-like pair
+    *sys.modules[f"{__name__}.lora"].__all__,
     "activations",
     "losses",
 ]

@@ -64,7 +64,12 @@ FAMILY_NAMES = tuple(family.__name__.rpartition(".")[2] for family in FAMILIES)
 
 # Names mlx.nn has in their family module only (``mlx.nn.layers.upsample.upsample_nearest``),
 # not in ``mlx.nn.layers`` nor ``mlx.nn``: listed by their family, not re-exported here.
-FAMILY_ONLY = frozenset({"upsample_nearest", "upsample_linear", "upsample_cubic"})
+FAMILY_ONLY = frozenset(
+    {
+        "upsample_nearest", "upsample_linear", "upsample_cubic",
+        "shard_linear", "shard_inplace", "sum_gradients",
+    }
+)  # fmt: skip
 
 __all__ = [
     "Module",

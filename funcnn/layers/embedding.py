@@ -5,11 +5,14 @@ The math is :mod:`funcnn.functional.embedding`.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import mlx.core as mx
 
 from ..functional.embedding import embedding, embedding_apply, embedding_as_linear
 from ._template import adopt
 from .base import Module
+from .quantized import QuantizedEmbedding
 
 __all__ = ["Embedding"]
 
@@ -49,3 +52,23 @@ class Embedding(Module):
             [[2.0, 3.0, 5.0]]
         """
         return embedding_as_linear(self, x)
+
+    def to_quantized(
+        self,
+        group_size: Optional[int] = None,
+        bits: Optional[int] = None,
+        mode: str = "affine",
+        quantize_input: bool = False,
+    ) -> QuantizedEmbedding:
+        """A :class:`QuantizedEmbedding` holding this table quantized (``quantize_input`` refused).
+
+        Used by :func:`funcnn.quantize`.
+
+        Example:
+            >>> import funcnn as nn
+            >>> nn.Embedding(10, 32).to_quantized(mode="mxfp4")
+            QuantizedEmbedding(10, 32, group_size=32, bits=4, mode=mxfp4)
+        """
+        if quantize_input:
+            raise ValueError("Quantized input is not supported.")
+        return QuantizedEmbedding.from_embedding(self, group_size, bits, mode)

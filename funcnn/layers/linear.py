@@ -5,7 +5,7 @@ The math is :mod:`funcnn.functional.linear`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional, Union
 
 import mlx.core as mx
 
@@ -17,8 +17,10 @@ from ..functional.linear import (
     linear,
     linear_apply,
 )
+from ..functional.quantized import _check_quantize_input
 from ._template import adopt
 from .base import Module
+from .quantized import QQLinear, QuantizedLinear
 
 __all__ = ["Identity", "Linear", "Bilinear"]
 
@@ -69,6 +71,28 @@ class Linear(Module):
 
     def __call__(self, x: mx.array) -> mx.array:
         return linear_apply(self, x)
+
+    def to_quantized(
+        self,
+        group_size: Optional[int] = None,
+        bits: Optional[int] = None,
+        mode: str = "affine",
+        quantize_input: bool = False,
+    ) -> Union[QuantizedLinear, QQLinear]:
+        """A quantized copy: a :class:`QuantizedLinear`, or with ``quantize_input`` a :class:`QQLinear`.
+
+        ``quantize_input`` needs the ``"nvfp4"`` or ``"mxfp8"`` mode (and no
+        bias).  Used by :func:`funcnn.quantize`.
+
+        Example:
+            >>> import funcnn as nn
+            >>> nn.Linear(64, 2).to_quantized(bits=8)
+            QuantizedLinear(input_dims=64, output_dims=2, bias=True, group_size=64, bits=8, mode=affine)
+        """
+        if quantize_input:
+            _check_quantize_input(mode)
+            return QQLinear.from_linear(self, group_size, bits, mode)
+        return QuantizedLinear.from_linear(self, group_size, bits, mode)
 
 
 class Bilinear(Module):
