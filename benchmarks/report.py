@@ -277,6 +277,11 @@ def _target_rows(results: dict, blas: str) -> list:
             add(f"{w} facade_{how} vs mlxnn_{how}", ratio(w, f"facade_{how}", f"mlxnn_{how}"), ">= 1.00x")
             add(f"{w} pure_{how} vs mlxnn_{how}", ratio(w, f"pure_{how}", f"mlxnn_{how}"), ">= 1.00x")
         add(f"{w} pure_compiled vs mlxnn_eager (information)", ratio(w, "pure_compiled", "mlxnn_eager"), ">= 0.00x")
+    # The quantized W3 (W10.*): funcnn at least as fast as mlx.nn in the same mode.
+    for w in [k for k in WORKLOADS if k.startswith("W10.") and (blas, k) in results]:
+        for how in ("compiled", "eager"):
+            add(f"{w} facade_{how} vs mlxnn_{how}", ratio(w, f"facade_{how}", f"mlxnn_{how}"), ">= 1.00x")
+            add(f"{w} pure_{how} vs mlxnn_{how}", ratio(w, f"pure_{how}", f"mlxnn_{how}"), ">= 1.00x")
     for w in sorted(k for (b, k) in results if b == blas and k.startswith("W5.")):
         add(f"{w} facade vs mlx.nn", ratio(w, "facade_eager", "mlxnn_eager"), ">= 3.00x")
     traced = [(w, v, s["traces"]) for (b, w), g in results.items() if b == blas

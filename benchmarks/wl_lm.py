@@ -58,8 +58,13 @@ def make_module(nn, vocab: int, dims: int, layers: int, heads: int, seq: int):
     return LM()
 
 
-def make_pair(vocab: int, dims: int, layers: int, heads: int, seq: int):
-    """The model as a :mod:`funcnn.functional` pair (as ``examples/char_lm.py`` builds its own)."""
+def make_pair(vocab: int, dims: int, layers: int, heads: int, seq: int, quantized=None):
+    """The model as a :mod:`funcnn.functional` pair (as ``examples/char_lm.py`` builds its own).
+
+    ``quantized`` (``{"group_size": .., "bits": ..}``): the same model with quantized
+    linears and token table, for parameters from ``F.quantize_params`` (W10; ``pos``
+    stays float: it is sliced, not looked up).
+    """
     import funcnn
     import funcnn.functional as F
 
@@ -67,6 +72,12 @@ def make_pair(vocab: int, dims: int, layers: int, heads: int, seq: int):
     ln, attn = F.layer_norm(dims), F.multi_head_attention(dims, heads)
     fc1, fc2 = F.linear(dims, 4 * dims), F.linear(4 * dims, dims)
     head = F.linear(dims, vocab)
+    if quantized:
+        q = dict(quantized, mode="affine")
+        embed = F.quantized_embedding(vocab, dims, **q)
+        fc1, fc2 = F.quantized_linear(dims, 4 * dims, **q), F.quantized_linear(4 * dims, dims, **q)
+        head = F.quantized_linear(dims, vocab, **q)
+        attn = _attention(heads, [F.quantized_linear(dims, dims, False, **q) for _ in range(4)])
 
     def init_block(key):
         k_attn, k1, k2 = F.split_key(key, 3)
@@ -100,6 +111,23 @@ def make_pair(vocab: int, dims: int, layers: int, heads: int, seq: int):
         return head.apply(params["head"], ln.apply(params["norm"], x))
 
     return F.Pair(init, apply, "lm")
+
+
+def _attention(heads: int, projections: list):
+    """``multi_head_attention``'s math (``F.attend``) over the given projection pairs."""
+    import funcnn.functional as F
+
+    names = ("query_proj", "key_proj", "value_proj", "out_proj")
+
+    def init(key=None):
+        return {n: p.init(k) for n, p, k in zip(names, projections, F.split_key(key, 4))}
+
+    def apply(params, queries, keys, values, mask=None):
+        inputs = (queries, keys, values)
+        q, k, v = (p.apply(params[n], t) for n, p, t in zip(names, projections, inputs))
+        return projections[3].apply(params["out_proj"], F.attend(q, k, v, heads, mask))
+
+    return F.Pair(init, apply, "attention")
 
 
 _BLOCK = (

@@ -11,6 +11,9 @@ W4.step        ... full training step (Adam)
 W5.<op>        tree operations on a 48-layer model, one row per operation (``wl_trees.py``)
 W6 ... W9      one representative of each new layer family (``wl_catalogue.py``):
                ConvTranspose2d, pooling CNN, LSTM, Transformer encoder-decoder
+W10.q<B>.<m>   W3's transformer quantized (affine, group 64, B = 4 or 8 bits), batch 1:
+               ``decode`` (one-token forward, no KV cache) and ``prefill`` (seq 128)
+               (``wl_quantized.py``)
 =============  ==========================================================================
 
 Variants (``wl_common.py``): ``mlxnn_eager``, ``mlxnn_compiled`` (``mx.compile(step,
@@ -23,8 +26,9 @@ compiled with ``funcnn.transforms.compile``), ``handwritten_compiled`` (plain
 W3 runs every family eager and compiled; W5 compares ``mlxnn_eager`` with
 ``facade_eager``.  Adam/AdamW: ``mlx.optimizers``' defaults, lr 1e-3, weight decay 0.01.
 
-``--quick`` uses smaller transformers (``wl_lm.QUICK``: d_model 64, 2 layers, seq 32,
-batch 4) so that the smoke test finishes in CI; every other workload keeps its size.
+``--quick`` uses smaller transformers for W2, W3, W10 (``wl_lm.QUICK``: d_model 64, 2
+layers, seq 32, training batch 4) so that the smoke test finishes in CI; every other
+workload keeps its size.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import mlx.core as mx
 import wl_catalogue
 import wl_common as C
 import wl_lm
+import wl_quantized
 import wl_trees
 
 
@@ -204,6 +209,7 @@ WORKLOADS: dict = {
                  wl_catalogue.VARIANTS, _model_builder(lambda q: wl_catalogue.TRANSFORMER, "train"),
                  warmup=3, steps=20),
     ]
+    + wl_quantized.workloads(Workload)
     + [
         Workload(f"W5.{op}", f"48-layer model: {op}", _TREE_VARIANTS, _tree_builder(op),
                  warmup=5, steps=100, quick_steps=3, baseline="mlxnn_eager")

@@ -17,6 +17,7 @@ WORKLOADS = (
     "W1", "W2", "W3", "W4.forward", "W4.vag", "W4.step",
     "W5.parameters", "W5.trainable_parameters", "W5.update", "W5.freeze", "W5.unfreeze",
     "W5.load_weights", "W6", "W7", "W8", "W9",
+    "W10.q4.decode", "W10.q4.prefill", "W10.q8.decode", "W10.q8.prefill",
 )  # fmt: skip
 
 
