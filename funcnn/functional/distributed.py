@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Callable, Sequence
 from functools import reduce
 from typing import Any, Optional, Union
@@ -483,6 +484,43 @@ def _check_shardable(flat: Sequence[tuple[str, mx.array]], n: int) -> None:
             )
 
 
+@functools.lru_cache
+def _sum_scatter_failure(group: Group) -> Optional[str]:
+    """The backend's error for ``sum_scatter`` on ``group``, or ``None`` if it works.
+
+    The ring backend fails at evaluation, without communicating, so the probe
+    cannot hang; on a backend that has it, it is one tiny collective that
+    every member runs at the same point of its backward pass.
+    """
+    try:
+        mx.eval(mx.distributed.sum_scatter(mx.zeros((group.size(),)), group=group))
+    except RuntimeError as e:
+        return str(e)
+    return None
+
+
+def _check_sum_scatter(group: Group) -> None:
+    """Raise a clear error, while the backward pass is built, if ``group`` lacks ``sum_scatter``.
+
+    mlx.nn's backward pass fails later, at ``mx.eval``, with only the
+    backend's terse message.
+    """
+    if group.size() == 1:
+        return
+    failure = _sum_scatter_failure(group)
+    if failure is None:
+        return
+    found = re.match(r"\[(\w+)\]", failure)
+    backend = f"the {found.group(1)} backend" if found else "this distributed backend"
+    raise RuntimeError(
+        f"The backward pass of a fully sharded module needs mx.distributed.sum_scatter, "
+        f"which {backend} does not support ({failure!r}). Its forward pass works there; "
+        "to train on this backend replicate the parameters and average the gradients "
+        "(funcnn.utils.average_gradients), or shard layers with shard_linear; "
+        "fully sharded training needs a backend with sum_scatter (NCCL)."
+    )
+
+
 def gather_function(
     group: Group,
     full_shapes: Sequence[tuple],
@@ -521,6 +559,7 @@ def gather_function(
 
     @gather.vjp
     def gather_vjp(shards, cotangents, _):
+        _check_sum_scatter(group)
         local_full = mx.concatenate([c.reshape(n, -1) for c in cotangents], axis=1)
         local_shard = mx.distributed.sum_scatter(local_full, group=group) / n
         parts = mx.split(local_shard, split_indices, axis=1)
