@@ -11,6 +11,11 @@ parallelism, an in-process emulator of N ranks, and a launcher for local ring jo
   per-rank ``(sum, count)`` losses (:func:`value_and_grad`, :class:`Sums`,
   :func:`reduce_sums`), one bucketed all-reduce per step (:func:`all_sum_tree`),
   and :func:`check_replicated`;
+* :mod:`~funcnn.parallel.tensor_parallel`: spec trees (:class:`Shard`,
+  :class:`Replicated`, :func:`spec_from_patterns`), :func:`shard`/:func:`gather` that
+  round-trip bit for bit, :func:`reshard_arrays` (N -> M ranks), Megatron's
+  :func:`copy_to_parallel`/:func:`reduce_from_parallel` and column/row-parallel blocks, and
+  :func:`clip_grad_norm` counting replicated leaves once;
 * :mod:`~funcnn.parallel.emulate`: :func:`emulate` runs per-rank code for N virtual
   ranks in one process (``mx.vmap`` over a rank axis);
 * :mod:`~funcnn.parallel.launch`: :func:`run_ranks` starts local ring jobs with free
@@ -32,6 +37,25 @@ from .data_parallel import (
     value_and_grad,
 )
 from .emulate import EmulatedGroup, emulate, stack_shards
+from .tensor_parallel import (
+    Replicated,
+    Shard,
+    clip_grad_norm,
+    column_parallel_linear_apply,
+    copy_to_parallel,
+    gather,
+    gather_arrays,
+    megatron_spec,
+    parallel_attention_apply,
+    parallel_encoder_layer_apply,
+    parallel_mlp_apply,
+    reduce_from_parallel,
+    reshard_arrays,
+    row_parallel_linear_apply,
+    shard,
+    shard_arrays,
+    spec_from_patterns,
+)
 from .launch import (
     GroupMismatchError,
     RankError,
@@ -64,6 +88,24 @@ __all__ = [
     "EmulatedGroup",
     "emulate",
     "stack_shards",
+    # tensor parallelism
+    "Shard",
+    "Replicated",
+    "spec_from_patterns",
+    "shard",
+    "gather",
+    "shard_arrays",
+    "gather_arrays",
+    "reshard_arrays",
+    "copy_to_parallel",
+    "reduce_from_parallel",
+    "column_parallel_linear_apply",
+    "row_parallel_linear_apply",
+    "megatron_spec",
+    "parallel_mlp_apply",
+    "parallel_attention_apply",
+    "parallel_encoder_layer_apply",
+    "clip_grad_norm",
     # launching
     "RankResult",
     "RankError",
