@@ -338,12 +338,19 @@ def _hosts() -> list[str]:
 
 
 def _expected_token() -> str:
-    """This job's token: the launcher's, else a digest of the hostfile's path and content."""
+    """This job's token: :func:`run_ranks`'s, else the hosts (plus the common parent).
+
+    ``mlx.launch`` writes a hostfile per rank, so its path cannot be part of
+    the token; the hosts (ports included) are the same for every rank of a
+    job, and when every host is local the launcher is every rank's parent, so
+    its process id tells two jobs on the same ports apart.
+    """
     token = os.environ.get(JOB_TOKEN_ENV)
     if token:
         return token
-    path = os.environ.get("MLX_HOSTFILE", "")
-    return f"{os.path.realpath(path) if path else ''}|{json.dumps(_hosts())}"
+    hosts = _hosts()
+    local = bool(hosts) and all(h.split(":")[0] in ("127.0.0.1", "localhost") for h in hosts)
+    return json.dumps(hosts) + (f"|{os.getppid()}" if local else "")
 
 
 def _words(token: str) -> list[int]:
