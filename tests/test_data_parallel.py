@@ -377,3 +377,15 @@ def test_the_emulator_gives_what_a_real_ring_gives():
     for k, v in tree_flatten(emulated):
         np.testing.assert_array_equal(np.array(v[0]), np.array(real[0]["params"][k]), err_msg=k)
     assert loss[0].item() == real[0]["loss"]
+
+
+def test_rank_key_gives_each_rank_its_own_key_from_a_shared_one():
+    shared = mx.random.key(7)
+    keys = emulate(lambda g: C.rank_key(shared, g), 3)
+    want = mx.random.split(shared, 3)
+    assert mx.array_equal(keys, want).item()
+    draws = [mx.random.uniform(shape=(4,), key=k) for k in keys]
+    assert not mx.array_equal(draws[0], draws[1]).item()
+    # One process: the only rank's key, still not the shared key itself.
+    single = C.rank_key(shared, mx.distributed.init())
+    assert mx.array_equal(single, mx.random.split(shared, 1)[0]).item()

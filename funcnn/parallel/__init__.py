@@ -5,7 +5,8 @@ parallelism, an in-process emulator of N ranks, and a launcher for local ring jo
 :mod:`mlx.nn`, by the layer family ``funcnn.layers.distributed``.)
 
 * :mod:`~funcnn.parallel.collectives`: ``all_sum``, ``all_gather``, ``all_max``,
-  ``all_min``, ``rank``, ``size``, each taking its group explicitly (a real
+  ``all_min``, ``rank``, ``size``, ``rank_key`` (per-rank randomness from a shared key),
+  each taking its group explicitly (a real
   ``mx.distributed`` group or an :class:`EmulatedGroup`);
 * :mod:`~funcnn.parallel.data_parallel`: the gradient of the *global* loss from
   per-rank ``(sum, count)`` losses (:func:`value_and_grad`, :class:`Sums`,
@@ -25,7 +26,7 @@ parallelism, an in-process emulator of N ranks, and a launcher for local ring jo
 Importing it starts no process and initialises no group.
 """
 
-from .collectives import Group, all_gather, all_max, all_min, all_sum, rank, size
+from .collectives import Group, all_gather, all_max, all_min, all_sum, rank, rank_key, size
 from .data_parallel import (
     Sums,
     add_sums,
@@ -74,6 +75,7 @@ __all__ = [
     "all_max",
     "all_min",
     "rank",
+    "rank_key",
     "size",
     # data parallelism
     "Sums",

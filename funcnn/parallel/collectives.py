@@ -35,7 +35,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import mlx.core as mx
 
-__all__ = ["Group", "all_gather", "all_max", "all_min", "all_sum", "rank", "size"]
+__all__ = ["Group", "all_gather", "all_max", "all_min", "all_sum", "rank", "rank_key", "size"]
 
 
 @runtime_checkable
@@ -141,3 +141,24 @@ def size(group: Any) -> int:
     """
     _check(group, "size")
     return group.size()
+
+
+def rank_key(key: mx.array, group: Any) -> mx.array:
+    """This rank's own key from a key shared by every rank: per-rank randomness, explicitly.
+
+    ``key`` is split into one key per rank and this rank takes its own, so
+    every rank draws differently (dropout masks, data order) while the shared
+    ``key`` itself stays available for what must be replicated (initial
+    parameters).  The rank may be a traced array (an emulated rank).
+
+    Example:
+        >>> import mlx.core as mx
+        >>> from funcnn.parallel import emulate
+        >>> keys = emulate(lambda g: rank_key(mx.random.key(0), g), 2)
+        >>> bool(mx.array_equal(keys[0], keys[1]))
+        False
+        >>> bool(mx.array_equal(keys[1], mx.random.split(mx.random.key(0), 2)[1]))
+        True
+    """
+    _check(group, "rank_key")
+    return mx.random.split(key, group.size())[group.rank()]
