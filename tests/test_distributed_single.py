@@ -271,3 +271,32 @@ def test_fully_sharded_module_without_parameters_runs_where_mlx_fails():
     assert layer._paths == [] and mx.array_equal(layer(x), mx.maximum(x, 0)).item()
     pair = F.fully_sharded_module(F.relu())
     assert mx.array_equal(pair.apply(pair.init(), x), mx.maximum(x, 0)).item()
+
+
+class _ScaledLinear(funcnn.Linear):
+    """A user's subclass of Linear (as LoRA-style code writes them)."""
+
+
+class _MyQuantizedLinear(funcnn.QuantizedLinear):
+    """A user's subclass of QuantizedLinear."""
+
+
+@pytest.mark.parametrize("sharding", ["all-to-sharded", "sharded-to-all"])
+def test_shard_linear_accepts_subclasses_of_linear_and_quantized_linear(sharding):
+    # mlx.nn dispatches on its own classes; funcnn on isinstance, so subclasses shard too.
+    mx.random.seed(11)
+    plain = funcnn.Linear(64, 8)
+    mx.random.seed(11)
+    sub = _ScaledLinear(64, 8)
+    mx.random.seed(12)
+    want = dist.shard_linear(plain, sharding)
+    mx.random.seed(12)
+    got = dist.shard_linear(sub, sharding)
+    assert type(got) is type(want)
+    assert_params_identical(got.parameters(), want.parameters())
+
+    quantized = _MyQuantizedLinear(64, 8, group_size=64, bits=4)
+    sharded = dist.shard_linear(quantized, sharding)
+    assert type(sharded).__name__.startswith("Quantized")
+    x = mx.random.normal((2, 64), key=mx.random.key(0))
+    assert mx.array_equal(sharded(x), quantized(x)).item()  # one rank: the whole layer
