@@ -59,8 +59,19 @@ present, else ``Haswell`` when avx2 and fma are; otherwise it lets OpenBLAS
 decide.  Those are the kernels OpenBLAS itself picks for such CPUs when it
 knows them (its newer targets use the same float32 GEMM kernels).
 
-When ``mlx.core`` was imported first, and an OpenBLAS is available and the
-opt-out is not set, one :class:`FuncnnBlasWarning` per process says how to get
+Import order.  Code written for :mod:`mlx.nn` imports ``mlx.core`` first.
+``python -m funcnn.blas install`` (see :mod:`funcnn.blas`) adds a startup hook
+to the active environment that runs :func:`preload` just before ``mlx`` is
+first imported, in any process of that environment, whatever the order;
+this module then adopts what the hook did (see :data:`HOOK_MODULE`).  The
+persistent "no": ``python -m funcnn.blas decline`` writes
+:func:`decline_marker` (``$XDG_CONFIG_HOME/funcnn/blas``, default
+``~/.config/funcnn/blas``), which keeps the reference BLAS without a warning.
+Precedence: ``FUNCNN_NO_OPENBLAS`` when set to anything non-empty (a true
+value: off; ``0``/``false``/...: on, marker or not), else the marker.
+
+When ``mlx.core`` was imported first, and an OpenBLAS is available and neither
+opt-out is set, one :class:`FuncnnBlasWarning` per process says how to get
 the fast path.  It is a warning rather than a log record because the caller can
 act on it (import order, or the opt-out); being a ``UserWarning`` subclass, it
 can be filtered on its own.  The "once" is funcnn's own (a module flag), so
@@ -100,8 +111,42 @@ _HANDLE = None  # the loaded OpenBLAS (kept alive for the life of the process)
 _WARNED = False
 
 
+# The startup hook (``python -m funcnn.blas install``) runs this file under this module name,
+# before funcnn is imported; funcnn's own copy adopts its state below.
+HOOK_MODULE = "_funcnn_blas_early"
+DECLINED = "reference"  # the marker file's content
+
+
+def decline_marker() -> str:
+    """The file that records "keep the reference BLAS" (``python -m funcnn.blas decline``).
+
+    Example:
+        >>> from funcnn import _blas
+        >>> _blas.decline_marker().endswith("funcnn/blas")
+        True
+    """
+    base = os.environ.get("XDG_CONFIG_HOME", "").strip() or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "funcnn", "blas")
+
+
+def _declined() -> bool:
+    try:
+        with open(decline_marker()) as f:
+            return f.read().strip() == DECLINED
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _opt_out_reason() -> str | None:
+    """Why OpenBLAS must not be loaded (the variable wins over the marker), or ``None``."""
+    value = os.environ.get(OPT_OUT_VAR, "").strip().lower()
+    if value:
+        return None if value in ("0", "false", "no", "off") else f"disabled by {OPT_OUT_VAR}"
+    return "declined (python -m funcnn.blas decline)" if _declined() else None
+
+
 def _opted_out() -> bool:
-    return os.environ.get(OPT_OUT_VAR, "").strip().lower() not in ("", "0", "false", "no", "off")
+    return _opt_out_reason() is not None
 
 
 def _multiarch() -> list[str]:
@@ -223,8 +268,9 @@ def preload() -> dict:
     if not sys.platform.startswith("linux"):
         state["reason"] = "not Linux"
         return state
-    if _opted_out():
-        state["reason"] = f"disabled by {OPT_OUT_VAR}"
+    opt_out = _opt_out_reason()
+    if opt_out:
+        state["reason"] = opt_out
         return state
     existing = _global_openblas()
     if existing is not None and ("mlx.core" not in sys.modules or "openblas" in os.environ.get("LD_PRELOAD", "")):
@@ -241,8 +287,10 @@ def preload() -> dict:
             _warn_once(
                 "funcnn: mlx.core was imported before funcnn, so MLX keeps its slow reference BLAS "
                 f"(~5 GFLOP/s float32 matmul) although OpenBLAS is available ({available[0]}). "
-                "For the fast path import funcnn before mlx.core (and before mlx.nn or anything "
-                f"that imports it); set {OPT_OUT_VAR}=1 to keep the reference BLAS and silence this."
+                "For the fast path in any import order run `python -m funcnn.blas install` once "
+                "(a startup hook in this environment), or import funcnn before mlx.core (and before "
+                "mlx.nn or anything that imports it). To keep the reference BLAS and silence this: "
+                f"`python -m funcnn.blas decline` (or set {OPT_OUT_VAR}=1)."
             )
         else:
             state["reason"] = "no OpenBLAS found"
@@ -282,6 +330,15 @@ def preload() -> dict:
     return state
 
 
+def _adopt_hook() -> None:
+    """Take over what the startup hook's copy of this file did, if it ran in this process."""
+    global _STATE, _HANDLE, _WARNED
+    early = sys.modules.get(HOOK_MODULE)
+    if early is None or early is sys.modules.get(__name__) or getattr(early, "_STATE", None) is None:
+        return
+    _STATE, _HANDLE, _WARNED = dict(early._STATE), early._HANDLE, bool(getattr(early, "_WARNED", False))
+
+
 def _call_str(name: str) -> str | None:
     fn = getattr(_HANDLE, name, None)
     if fn is None:
@@ -314,8 +371,8 @@ def blas_info() -> dict:
     Keys: ``blas`` (``"openblas"``; else ``"reference"``, the netlib BLAS MLX's
     Linux wheel bundles; ``"accelerate"`` on macOS; or ``"unknown"``),
     ``preloaded`` (funcnn loaded OpenBLAS on import), ``reason`` (why OpenBLAS
-    is not active: ``"disabled by FUNCNN_NO_OPENBLAS"``, ``"mlx.core imported
-    first"``, ``"no OpenBLAS found"``, ``"not Linux"``, ``"load failed: ..."``;
+    is not active: ``"disabled by FUNCNN_NO_OPENBLAS"``, ``"declined (python -m
+    funcnn.blas decline)"``, ``"mlx.core imported first"``, ``"no OpenBLAS found"``, ``"not Linux"``, ``"load failed: ..."``;
     ``None`` when it is), ``path``, ``version`` (``openblas_get_config()``),
     ``core`` (the kernel set, ``openblas_get_corename()``), ``threads``
     (``openblas_get_num_threads()``, live), ``threads_from`` and ``core_from``
@@ -346,3 +403,6 @@ def set_num_threads(n: int) -> int:
         raise ValueError(f"thread count must be >= 1, got {n}")
     _HANDLE.openblas_set_num_threads(ctypes.c_int(n))
     return int(_HANDLE.openblas_get_num_threads())
+
+
+_adopt_hook()

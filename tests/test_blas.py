@@ -13,6 +13,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -33,9 +34,15 @@ needs_openblas = pytest.mark.skipif(
 _CLEARED = ("FUNCNN_NO_OPENBLAS", "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_CORETYPE")
 
 
+# The user's own choice (``python -m funcnn.blas decline`` writes it under the config dir) must
+# not leak into these children: they get an empty config dir unless a test passes one.
+_EMPTY_CONFIG = tempfile.mkdtemp(prefix="funcnn-test-config-")
+
+
 def run(code: str, timeout: float = 60, **env: str) -> dict:
     """Run ``code`` in a fresh interpreter with ``env`` added; it prints one JSON line last."""
     child_env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
+    child_env["XDG_CONFIG_HOME"] = _EMPTY_CONFIG
     child_env.update(env)
     child_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), child_env.get("PYTHONPATH", "")])
     proc = subprocess.run(
