@@ -112,6 +112,16 @@ def register_module_type(cls: type) -> type:
 
     Called automatically for every subclass; registration in optree is by
     exact type, so each subclass needs its own entry.
+
+    Example:
+        >>> import mlx.core as mx
+        >>> import funcnn as nn
+        >>> class Scale(nn.Module):          # registered when the class is made
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.factor = mx.array(2.0)
+        >>> tree_leaves(Scale())
+        [array(2, dtype=float32)]
     """
     optree.register_pytree_node(
         cls,
@@ -317,12 +327,22 @@ def _unflatten_level(items: list, path: str) -> Tree:
 
 
 def tree_leaves(tree: Tree, is_leaf: IsLeaf | None = None) -> list:
-    """The leaves of ``tree`` in funcnn order (insertion order, ``None`` a leaf)."""
+    """The leaves of ``tree`` in funcnn order (insertion order, ``None`` a leaf).
+
+    Example:
+        >>> tree_leaves({"b": 1, "a": [2, None]})
+        [1, 2, None]
+    """
     return _flatten(tree, is_leaf)[0]
 
 
 def tree_structure(tree: Tree, is_leaf: IsLeaf | None = None) -> optree.PyTreeSpec:
-    """The optree treespec of ``tree`` in funcnn's namespace."""
+    """The optree treespec of ``tree`` in funcnn's namespace.
+
+    Example:
+        >>> tree_structure({"w": 1, "b": None}).num_leaves
+        2
+    """
     return _flatten(tree, is_leaf)[1]
 
 

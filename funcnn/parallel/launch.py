@@ -132,7 +132,15 @@ class RankError(RuntimeError):
 
 
 class GroupMismatchError(RuntimeError):
-    """The group made by ``mx.distributed.init`` is not the job this process belongs to."""
+    """The group made by ``mx.distributed.init`` is not the job this process belongs to.
+
+    Raised by :func:`check_group` (and :func:`init_checked`) when a member reports another
+    rank, size or job token: typically a rank of another job that reused the same ports.
+
+    Example:
+        >>> issubclass(GroupMismatchError, RuntimeError)
+        True
+    """
 
 
 # --- ports ---------------------------------------------------------------------------------
