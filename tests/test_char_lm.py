@@ -172,7 +172,7 @@ def test_corpus_split_vocabulary_and_unigram_baseline():
 # --------------------------------------------------------------------------
 
 # Measured (seed 0, --quick): +0.006 bpc at 4 bits, +0.000 at 8, +0.145 at 2; the
-# default run: see the README.  The bounds leave room for BLAS rounding differences.
+# default run: see the README (char_lm).  The bounds leave room for BLAS rounding differences.
 BPC_MARGIN = {4: 0.05, 8: 0.01}
 
 

@@ -8,7 +8,7 @@ such as LayerNorm's ones) and compares their outputs bit for bit; for
 ConvTranspose, pooling and LSTM also the gradient with respect to the input
 (to float32 round-off).
 
-Regions where funcnn deliberately raises and mlx.nn does not (README, "Where
+Regions where funcnn deliberately raises and mlx.nn does not (docs/guides/migrating.rst, "Where
 funcnn does better") are left out of the strategies, each with a comment.
 """
 

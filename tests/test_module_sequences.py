@@ -32,7 +32,7 @@ object itself), loss and gradients are compared bit for bit, and so are the
 running statistics afterwards, through freeze/unfreeze, updates, dtype
 changes and save/load round trips.  BatchNorm, InstanceNorm and Dropout also
 appear, uncalled, among the other members.  Every sequence ends with a call.
-Two deliberate differences from mlx.nn (funcnn does better; README and
+Two deliberate differences from mlx.nn (funcnn does better; docs/guides/migrating.rst and
 ``test_layer_channels.py``) are allowed where they occur, and counted in the
 statistics (``--hypothesis-show-statistics``): ``BatchNorm.unfreeze`` returns
 the module (mlx.nn: ``None``), and a training-mode BatchNorm call that raises

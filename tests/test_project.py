@@ -1,4 +1,4 @@
-"""Project-level checks: README commands and tour, the main example, no mlx.nn in the library."""
+"""Project-level checks: README commands and tour, the guides' snippets, no mlx.nn in the library."""
 
 from __future__ import annotations
 
@@ -9,6 +9,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+GUIDES = ROOT / "docs" / "guides"
+
+
+def guide_snippet(guide: str, *markers: str) -> str:
+    """The one Python code block of ``docs/guides/<guide>.rst`` that contains every marker."""
+    text = (GUIDES / f"{guide}.rst").read_text()
+    blocks = re.findall(r"\.\. code(?:-block)?:: python\n\n((?:(?:[ ]{3,}.*)?\n)+)", text)
+    found = [b for b in blocks if all(m in b for m in markers)]
+    assert len(found) == 1, f"{guide}: {len(found)} Python blocks contain {markers}"
+    lines = found[0].rstrip().split("\n")
+    indent = min(len(line) - len(line.lstrip()) for line in lines if line.strip())
+    return "\n".join(line[indent:] for line in lines) + "\n"
 
 
 def test_ci_runs_the_readme_test_command():
@@ -29,19 +41,19 @@ def test_readme_tour_runs():
     assert list(namespace["model"].trainable_parameters()["layers"][0]) == ["weight"]
 
 
-def test_readme_training_snippet_runs_and_learns():
+def test_guide_training_snippet_runs_and_learns():
     import mlx.core as mx
 
     import funcnn as nn
     import funcnn.functional as F
 
-    snippet = re.findall(r"```python\n(.*?)```", README, re.S)[1]
+    snippet = guide_snippet("pure_core", "@T.compile", "optim.cosine_decay")
     mlp = F.sequential(F.linear(4, 8), F.relu(), F.linear(8, 2))
     namespace = {
         "params": mlp.init(mx.random.key(0)),
         "loss_fn": lambda p, x, y: nn.losses.cross_entropy(mlp.apply(p, x), y, reduction="mean"),
     }
-    exec(compile(snippet, "README training snippet", "exec"), namespace)
+    exec(compile(snippet, "pure core guide: training", "exec"), namespace)
     params, state = namespace["params"], namespace["state"]
     x, y = mx.ones((8, 4)), mx.zeros(8, mx.int32)
     losses = []
@@ -51,14 +63,14 @@ def test_readme_training_snippet_runs_and_learns():
     assert losses[2] < losses[1] < losses[0]
 
 
-def test_readme_saving_snippet_runs(tmp_path, monkeypatch):
+def test_guide_saving_snippet_runs(tmp_path, monkeypatch):
     import mlx.core as mx
 
     import funcnn as nn
     import funcnn.functional as F
     import funcnn.optimizers as optim
 
-    snippet = re.findall(r"```python\n(.*?)```", README, re.S)[3]
+    snippet = guide_snippet("saving_loading", "nn.save(")
     assert "nn.save(" in snippet and "nn.summary(" in snippet
     mlp = F.sequential(F.linear(4, 8), F.relu(), F.linear(8, 2))
     params = mlp.init(mx.random.key(0))
@@ -66,20 +78,20 @@ def test_readme_saving_snippet_runs(tmp_path, monkeypatch):
     namespace = {"params": params, "state": optim.adam(1e-3).init(params), "model": model,
                  "x": mx.ones((3, 4)), "print": lambda *a: None}
     monkeypatch.chdir(tmp_path)
-    exec(compile(snippet, "README saving snippet", "exec"), namespace)
+    exec(compile(snippet, "saving guide", "exec"), namespace)
     loaded = namespace["tree"]
     assert mx.array_equal(loaded["params"]["layers"][2]["weight"], params["layers"][2]["weight"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.safetensors", "model.npz"]
 
 
-def test_readme_pure_protocol_example_learns_and_moves_the_statistics():
+def test_guide_pure_protocol_example_learns_and_moves_the_statistics():
     import mlx.core as mx
 
-    snippet = re.findall(r"```python\n(.*?)```", README, re.S)[2]
+    snippet = guide_snippet("pure_core", "F.batch_norm", "F.merge_updates")
     assert "F.batch_norm" in snippet and "F.merge_updates" in snippet
     namespace: dict = {}
-    exec(compile(snippet, "README pure protocol example", "exec"), namespace)
-    assert namespace["accuracy"] > 0.9  # README states 92.6%
+    exec(compile(snippet, "pure core guide: protocol example", "exec"), namespace)
+    assert namespace["accuracy"] > 0.9  # the guide states 92.6%
     stats = namespace["params"]["layers"][1]
     assert not mx.array_equal(stats["running_mean"], mx.zeros(16)).item()
     assert "running_mean" not in namespace["opt_state"]["per_param"]["layers"][1]
