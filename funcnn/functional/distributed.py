@@ -34,6 +34,7 @@ import mlx.core as mx
 
 from ..tree import tree_flatten, tree_map, tree_map_with_path
 from ._pair import Key, Pair, apply_layer, pair_factory, split_key
+from .quantized import packed_matmul
 
 __all__ = [
     "sum_gradients",
@@ -307,19 +308,6 @@ def sharded_to_all_linear(
 # --- quantized dense layers --------------------------------------------------------------
 
 
-def _quantized_matmul(params: dict, x: mx.array, group_size: int, bits: int, mode: str):
-    return mx.quantized_matmul(
-        x,
-        params["weight"],
-        scales=params["scales"],
-        biases=params.get("biases"),
-        transpose=True,
-        group_size=group_size,
-        bits=bits,
-        mode=mode,
-    )
-
-
 def quantized_all_to_sharded_linear_apply(
     params: dict, x: mx.array, *, group_size: int, bits: int, mode: str, group: Group
 ) -> mx.array:
@@ -339,7 +327,7 @@ def quantized_all_to_sharded_linear_apply(
         [64.0, 64.0]
     """
     x = sum_gradients(group)(x)
-    x = _quantized_matmul(params, x, group_size, bits, mode)
+    x = packed_matmul(params, x, group_size=group_size, bits=bits, mode=mode)
     if "bias" in params:
         x = x + params["bias"]
     return x
@@ -360,7 +348,7 @@ def quantized_sharded_to_all_linear_apply(
         ... ).tolist()
         [65.0, 65.0]
     """
-    x = _quantized_matmul(params, x, group_size, bits, mode)
+    x = packed_matmul(params, x, group_size=group_size, bits=bits, mode=mode)
     x = mx.distributed.all_sum(x, group=group)
     if "bias" in params:
         x = x + params["bias"]

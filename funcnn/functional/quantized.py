@@ -72,6 +72,25 @@ def _check_group_size(group_size: Any) -> None:
         )
 
 
+def packed_matmul(params: dict, x: mx.array, *, group_size: int, bits: int, mode: str) -> mx.array:
+    """``x @ dequantize(params["weight"]).T`` with ``mx.quantized_matmul`` (no bias).
+
+    The one product every quantized linear layer makes (the sharded ones
+    included); a zero ``group_size`` is refused before MLX divides by it.
+    """
+    _check_group_size(group_size)
+    return mx.quantized_matmul(
+        x,
+        params["weight"],
+        scales=params["scales"],
+        biases=params.get("biases"),
+        transpose=True,
+        group_size=group_size,
+        bits=bits,
+        mode=mode,
+    )
+
+
 def _pack(weight: mx.array, group_size: Optional[int], bits: Optional[int], mode: str) -> dict:
     """``mx.quantize(weight, ...)`` as ``{"weight", "scales"[, "biases"]}``, mlx.nn's items."""
     _check_group_size(group_size)
@@ -116,17 +135,7 @@ def quantized_linear_apply(
         ...     params, mx.ones((1, 64)), group_size=64, bits=4, mode="affine").tolist()
         [[64.0, 64.0, 64.0]]
     """
-    _check_group_size(group_size)
-    x = mx.quantized_matmul(
-        x,
-        params["weight"],
-        scales=params["scales"],
-        biases=params.get("biases"),
-        transpose=True,
-        group_size=group_size,
-        bits=bits,
-        mode=mode,
-    )
+    x = packed_matmul(params, x, group_size=group_size, bits=bits, mode=mode)
     if "bias" in params:
         x = x + params["bias"]
     return x
@@ -222,17 +231,7 @@ def quantized_embedding_as_linear(
         ...     group_size=32, bits=4, mode="mxfp4").tolist()
         [[32.0, 32.0, 32.0, 32.0, 32.0]]
     """
-    _check_group_size(group_size)
-    return mx.quantized_matmul(
-        x,
-        params["weight"],
-        scales=params["scales"],
-        biases=params.get("biases"),
-        transpose=True,
-        group_size=group_size,
-        bits=bits,
-        mode=mode,
-    )
+    return packed_matmul(params, x, group_size=group_size, bits=bits, mode=mode)
 
 
 @pair_factory
